@@ -1,0 +1,692 @@
+//! Backup: walk a source, store what changed, commit a snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Local;
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::chunker::{ChunkError, Chunker};
+use crate::diff::{Change, diff_trees};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::Index;
+use crate::pack::{self, BlobEntry, BlobKind, Compression, PackWriter};
+use crate::repo::{Repository, hostname};
+use crate::snapshot::{RootMeta, Snapshot, Stats, Warning, check_dataset_name};
+use crate::source::{EntryKind, EntryMeta, Source};
+use crate::tree::{Node, NodeKind, Tree, display_path, join};
+
+/// Progress reports from a running backup. All methods have no-op defaults.
+pub trait Progress: Send + Sync {
+    /// The walk is done: this many files and bytes will be read.
+    fn scanned(&self, _files_total: u64, _files_to_read: u64, _bytes_to_read: u64) {}
+    /// `bytes` more bytes of `path` were read.
+    fn bytes_read(&self, _path: &[u8], _bytes: u64) {}
+    /// A file was finished.
+    fn file_done(&self, _path: &[u8]) {}
+}
+
+/// Options of a backup.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct BackupOptions {
+    /// Dataset name; required (the CLI defaults it to the path's last component).
+    pub dataset: String,
+    /// Re-read every file instead of trusting size, mtime and inode.
+    pub full: bool,
+    /// Worker threads (0 = one per CPU).
+    pub threads: usize,
+    /// Progress receiver.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for BackupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("dataset", &self.dataset)
+            .field("full", &self.full)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl BackupOptions {
+    /// Options for a dataset.
+    pub fn new(dataset: impl Into<String>) -> BackupOptions {
+        BackupOptions {
+            dataset: dataset.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Full or incremental.
+    pub fn full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+
+    /// Thread count.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// Progress receiver.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = Some(p);
+        self
+    }
+}
+
+struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Number of worker threads to use by default.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+// ---------------------------------------------------------------- packing
+
+struct Shared<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    claimed: Mutex<HashSet<Id>>,
+    data: Packer,
+    trees: Packer,
+    level: i32,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+    written: Mutex<Vec<(Id, Vec<BlobEntry>)>>,
+    stored_bytes: AtomicU64,
+    blobs_stored: AtomicU64,
+}
+
+struct Packer {
+    kind: BlobKind,
+    target: usize,
+    current: Mutex<Option<PackWriter>>,
+    tx: Mutex<Option<Sender<PackWriter>>>,
+}
+
+impl Packer {
+    fn new(kind: BlobKind, target: usize, tx: Sender<PackWriter>) -> Packer {
+        Packer {
+            kind,
+            target,
+            current: Mutex::new(None),
+            tx: Mutex::new(Some(tx)),
+        }
+    }
+
+    fn add(&self, id: Id, comp: Compression, stored: &[u8], raw: usize) -> Result<()> {
+        let full = {
+            let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let w = cur.get_or_insert_with(|| PackWriter::with_capacity(self.target + (1 << 20)));
+            w.add(self.kind, id, comp, stored, raw);
+            if w.len() >= self.target {
+                cur.take()
+            } else {
+                None
+            }
+        };
+        if let Some(p) = full {
+            self.send(p)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, p: PackWriter) -> Result<()> {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match tx {
+            Some(tx) => tx
+                .send(p)
+                .map_err(|_| Error::Invalid("pack writers stopped".into())),
+            None => Err(Error::Invalid("packer already closed".into())),
+        }
+    }
+
+    /// Send the partial pack and close this packer's channel.
+    fn close(&self) -> Result<()> {
+        let last = self.current.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let r = match last {
+            Some(p) if !p.is_empty() => self.send(p),
+            _ => Ok(()),
+        };
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        r
+    }
+}
+
+impl Shared<'_> {
+    fn fail(&self, e: Error) {
+        self.failed.store(true, Ordering::SeqCst);
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    /// Store a blob unless the repository (or this run) has it already.
+    fn store(&self, kind: BlobKind, data: &[u8], zc: &mut Option<zstd::bulk::Compressor<'static>>) -> Result<Id> {
+        let id = Id::hash(data);
+        if self.index.contains(&id) {
+            return Ok(id);
+        }
+        if !self
+            .claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+        {
+            return Ok(id);
+        }
+        let compressor = match zc {
+            Some(c) => c,
+            None => zc.insert(
+                zstd::bulk::Compressor::new(self.level).map_err(|e| Error::Invalid(format!("zstd: {e}")))?,
+            ),
+        };
+        let compressed = compressor
+            .compress(data)
+            .map_err(|e| Error::Invalid(format!("zstd: {e}")))?;
+        // Keep the compressed form only when it saves something worth the
+        // decompression on restore.
+        let (comp, stored) = if compressed.len() + data.len() / 64 < data.len() {
+            (Compression::Zstd, &compressed[..])
+        } else {
+            (Compression::None, data)
+        };
+        let packer = match kind {
+            BlobKind::Data => &self.data,
+            BlobKind::Tree => &self.trees,
+        };
+        packer.add(id, comp, stored, data.len())?;
+        self.blobs_stored.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+}
+
+fn pack_writer_loop(shared: &Shared<'_>, rx: Receiver<PackWriter>) {
+    for p in rx {
+        if shared.failed.load(Ordering::SeqCst) {
+            continue;
+        }
+        let (id, bytes, entries) = p.finish();
+        match shared
+            .repo
+            .backend()
+            .write(&pack::pack_name(&id), &bytes, false)
+        {
+            Ok(()) => {
+                shared
+                    .stored_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                shared
+                    .written
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((id, entries));
+            }
+            Err(e) => shared.fail(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- scanning
+
+struct ScanDir {
+    entries: Vec<ScanEntry>,
+}
+
+struct ScanEntry {
+    node: Node,
+    /// Index into the job list when the file must be read.
+    job: Option<usize>,
+    sub: Option<ScanDir>,
+}
+
+struct Job {
+    path: Vec<u8>,
+    meta: EntryMeta,
+}
+
+struct JobResult {
+    content: Vec<Id>,
+    size: u64,
+    meta: EntryMeta,
+}
+
+struct Scanner<'a> {
+    source: &'a dyn Source,
+    repo: &'a Repository,
+    index: &'a Index,
+    full: bool,
+    jobs: Vec<Job>,
+    warnings: Vec<Warning>,
+    files: u64,
+}
+
+fn node_from(name: Vec<u8>, kind: NodeKind, m: &EntryMeta) -> Node {
+    Node {
+        name,
+        kind,
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+        mtime: m.mtime,
+        mtime_nsec: m.mtime_nsec,
+        size: m.size,
+        inode: m.inode,
+        hardlink: None,
+        content: Vec::new(),
+        subtree: None,
+        target: Vec::new(),
+    }
+}
+
+impl Scanner<'_> {
+    fn warn(&mut self, path: &[u8], message: impl Into<String>) {
+        self.warnings.push(Warning {
+            path: display_path(path),
+            message: message.into(),
+        });
+    }
+
+    fn parent_tree(&self, id: Option<&Id>) -> Option<Tree> {
+        // A parent that cannot be read only costs speed: files are re-read.
+        id.and_then(|id| self.repo.read_tree(self.index, id).ok())
+    }
+
+    fn scan(&mut self, dir: &[u8], parent: Option<&Tree>) -> ScanDir {
+        let list = match self.source.list(dir) {
+            Ok(l) => l,
+            Err(e) => {
+                self.warn(dir, format!("directory not read: {e}"));
+                return ScanDir { entries: Vec::new() };
+            }
+        };
+        let mut entries = Vec::with_capacity(list.len());
+        for ent in list {
+            let path = join(dir, &ent.name);
+            let meta = match ent.meta {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(&path, format!("not backed up: cannot read metadata: {e}"));
+                    continue;
+                }
+            };
+            let old = parent.and_then(|t| t.find(&ent.name));
+            match meta.kind {
+                EntryKind::Dir => {
+                    let old_sub = old
+                        .filter(|n| n.kind == NodeKind::Dir)
+                        .and_then(|n| self.parent_tree(n.subtree.as_ref()));
+                    let sub = self.scan(&path, old_sub.as_ref());
+                    entries.push(ScanEntry {
+                        node: node_from(ent.name, NodeKind::Dir, &meta),
+                        job: None,
+                        sub: Some(sub),
+                    });
+                }
+                EntryKind::File => {
+                    self.files += 1;
+                    let mut node = node_from(ent.name, NodeKind::File, &meta);
+                    if meta.nlink > 1 {
+                        node.hardlink = Some(meta.inode);
+                    }
+                    let unchanged = !self.full
+                        && old.is_some_and(|o| {
+                            o.kind == NodeKind::File
+                                && o.size == meta.size
+                                && o.mtime == meta.mtime
+                                && o.mtime_nsec == meta.mtime_nsec
+                                && o.inode == meta.inode
+                                && (o.size == 0 || !o.content.is_empty())
+                        });
+                    let job = if unchanged {
+                        node.content = old.expect("checked").content.clone();
+                        None
+                    } else {
+                        self.jobs.push(Job {
+                            path: path.clone(),
+                            meta: meta.clone(),
+                        });
+                        Some(self.jobs.len() - 1)
+                    };
+                    entries.push(ScanEntry { node, job, sub: None });
+                }
+                EntryKind::Symlink => match self.source.read_link(&path) {
+                    Ok(target) => {
+                        let mut node = node_from(ent.name, NodeKind::Symlink, &meta);
+                        node.target = target;
+                        entries.push(ScanEntry { node, job: None, sub: None });
+                    }
+                    Err(e) => self.warn(&path, format!("not backed up: {e}")),
+                },
+                EntryKind::Fifo => entries.push(ScanEntry {
+                    node: node_from(ent.name, NodeKind::Fifo, &meta),
+                    job: None,
+                    sub: None,
+                }),
+                EntryKind::Unsupported(what) => {
+                    self.warn(&path, format!("skipped: {what}s are not backed up"));
+                }
+            }
+        }
+        ScanDir { entries }
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+fn same_version(a: &EntryMeta, b: &EntryMeta) -> bool {
+    a.size == b.size && a.mtime == b.mtime && a.mtime_nsec == b.mtime_nsec && a.inode == b.inode
+}
+
+fn read_file(
+    shared: &Shared<'_>,
+    source: &dyn Source,
+    job: &Job,
+    chunker: &mut Chunker,
+    zc: &mut Option<zstd::bulk::Compressor<'static>>,
+    progress: &dyn Progress,
+) -> std::result::Result<(JobResult, Option<String>), String> {
+    let mut meta = job.meta.clone();
+    for attempt in 0..2 {
+        let mut f = source.open(&job.path).map_err(|e| e.to_string())?;
+        let mut content = Vec::new();
+        let r = chunker.chunk(&mut f, |chunk| -> Result<()> {
+            if shared.failed.load(Ordering::Relaxed) {
+                return Err(Error::Invalid("backup aborted".into()));
+            }
+            content.push(shared.store(BlobKind::Data, chunk, zc)?);
+            progress.bytes_read(&job.path, chunk.len() as u64);
+            Ok(())
+        });
+        let size = match r {
+            Ok(n) => n,
+            Err(ChunkError::Read(e)) => return Err(format!("read error: {e}")),
+            Err(ChunkError::Sink(e)) => {
+                shared.fail(e);
+                return Err("backup aborted".into());
+            }
+        };
+        let now = f.meta_now();
+        let stable = now.as_ref().is_some_and(|n| same_version(n, &meta) && n.size == size);
+        if stable || attempt == 1 {
+            let warning = (!stable).then(|| "file changed while it was read; stored the content read last".to_string());
+            let mut m = now.unwrap_or(meta);
+            m.size = size;
+            return Ok((JobResult { content, size, meta: m }, warning));
+        }
+        meta = now.expect("checked above");
+    }
+    unreachable!("the loop returns")
+}
+
+// ---------------------------------------------------------------- building
+
+struct Builder<'s, 'a> {
+    shared: &'s Shared<'a>,
+    results: Vec<Option<JobResult>>,
+    new_trees: HashMap<Id, Tree>,
+    stats: Stats,
+    zc: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl Builder<'_, '_> {
+    fn build(&mut self, dir: ScanDir) -> Result<Id> {
+        let mut nodes = Vec::with_capacity(dir.entries.len());
+        for e in dir.entries {
+            let mut node = e.node;
+            if let Some(sub) = e.sub {
+                node.subtree = Some(self.build(sub)?);
+                self.stats.dirs += 1;
+            } else if let Some(j) = e.job {
+                // A file that could not be read is left out (and warned about).
+                let Some(r) = self.results[j].take() else { continue };
+                node.content = r.content;
+                node.size = r.size;
+                node.mtime = r.meta.mtime;
+                node.mtime_nsec = r.meta.mtime_nsec;
+                node.mode = r.meta.mode;
+                node.inode = r.meta.inode;
+            }
+            match node.kind {
+                NodeKind::File => {
+                    self.stats.files += 1;
+                    self.stats.bytes += node.size;
+                }
+                NodeKind::Dir => {}
+                _ => self.stats.others += 1,
+            }
+            nodes.push(node);
+        }
+        let tree = Tree { nodes };
+        let (id, bytes) = tree.encode();
+        self.shared.store(BlobKind::Tree, &bytes, &mut self.zc)?;
+        self.new_trees.insert(id, tree);
+        Ok(id)
+    }
+}
+
+// ---------------------------------------------------------------- backup
+
+/// Back up `source` into `repo` as a new snapshot of `opts.dataset`.
+///
+/// Returns the committed snapshot. Files that could not be read are listed
+/// in its `warnings`; any repository error aborts before the snapshot is
+/// written, leaving every earlier snapshot intact.
+pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> Result<Snapshot> {
+    let started = Instant::now();
+    let time = Local::now().fixed_offset();
+    check_dataset_name(&opts.dataset)?;
+    let root_meta = source.root()?;
+    let progress: Arc<dyn Progress> = opts.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
+    let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
+    repo.backend().remove_temp_files()?;
+
+    let mut index = repo.load_index()?;
+    // Packs written by an interrupted run are complete (written under a
+    // temporary name, then renamed) but in no index: index them now so their
+    // blobs are reused instead of stored again.
+    let mut recovered = Vec::new();
+    for (id, name, size) in repo.unindexed_packs(&index)? {
+        if let Ok(entries) = repo.read_pack_header(&name, size) {
+            recovered.push((id, entries));
+        }
+    }
+    if !recovered.is_empty() {
+        repo.write_index(&recovered)?;
+        for (id, e) in recovered {
+            index.add_pack(id, e);
+        }
+    }
+
+    let snaps = repo.snapshots(Some(&opts.dataset))?;
+    let parent = snaps.iter().max_by_key(|s| s.id);
+    let next_id = parent.map_or(0, |p| p.id + 1);
+    let parent_root = parent.and_then(|p| repo.read_tree(&index, &p.tree).ok());
+
+    let mut scanner = Scanner {
+        source,
+        repo,
+        index: &index,
+        full: opts.full,
+        jobs: Vec::new(),
+        warnings: Vec::new(),
+        files: 0,
+    };
+    let root_scan = scanner.scan(b"", parent_root.as_ref());
+    let Scanner {
+        jobs,
+        mut warnings,
+        files,
+        ..
+    } = scanner;
+    let bytes_to_read: u64 = jobs.iter().map(|j| j.meta.size).sum();
+    progress.scanned(files, jobs.len() as u64, bytes_to_read);
+
+    let cfg = repo.config();
+    let (tx, rx) = bounded::<PackWriter>(1);
+    let shared = Shared {
+        repo,
+        index: &index,
+        claimed: Mutex::new(HashSet::new()),
+        data: Packer::new(BlobKind::Data, cfg.pack_size as usize, tx.clone()),
+        trees: Packer::new(BlobKind::Tree, (cfg.pack_size / 4) as usize, tx),
+        level: cfg.zstd_level,
+        failed: AtomicBool::new(false),
+        error: Mutex::new(None),
+        written: Mutex::new(Vec::new()),
+        stored_bytes: AtomicU64::new(0),
+        blobs_stored: AtomicU64::new(0),
+    };
+
+    // Largest files first, so one big file does not finish alone at the end.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].meta.size));
+    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<JobResult>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let job_warnings: Mutex<Vec<Warning>> = Mutex::new(Vec::new());
+    let files_read = AtomicU64::new(0);
+    let bytes_read = AtomicU64::new(0);
+
+    let build = std::thread::scope(|s| -> Result<(Id, HashMap<Id, Tree>, Stats)> {
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                let shared = &shared;
+                s.spawn(move || pack_writer_loop(shared, rx))
+            })
+            .collect();
+        drop(rx);
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut chunker = Chunker::new(cfg.chunker);
+                    let mut zc = None;
+                    loop {
+                        if shared.failed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&j) = order.get(k) else { return };
+                        let job = &jobs[j];
+                        match read_file(&shared, source, job, &mut chunker, &mut zc, &*progress) {
+                            Ok((r, warn)) => {
+                                files_read.fetch_add(1, Ordering::Relaxed);
+                                bytes_read.fetch_add(r.size, Ordering::Relaxed);
+                                if let Some(w) = warn {
+                                    job_warnings.lock().unwrap_or_else(|p| p.into_inner()).push(Warning {
+                                        path: display_path(&job.path),
+                                        message: w,
+                                    });
+                                }
+                                results.lock().unwrap_or_else(|p| p.into_inner())[j] = Some(r);
+                            }
+                            Err(msg) => {
+                                if !shared.failed.load(Ordering::Relaxed) {
+                                    job_warnings.lock().unwrap_or_else(|p| p.into_inner()).push(Warning {
+                                        path: display_path(&job.path),
+                                        message: format!("not backed up: {msg}"),
+                                    });
+                                }
+                            }
+                        }
+                        progress.file_done(&job.path);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker panicked");
+        }
+        let mut builder = Builder {
+            shared: &shared,
+            results: std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner())),
+            new_trees: HashMap::new(),
+            stats: Stats::default(),
+            zc: None,
+        };
+        let built = if shared.failed.load(Ordering::SeqCst) {
+            Err(Error::Invalid("aborted".into()))
+        } else {
+            builder.build(root_scan)
+        };
+        let closed = shared.data.close().and(shared.trees.close());
+        for w in writers {
+            w.join().expect("pack writer panicked");
+        }
+        if let Some(e) = shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        let root = built?;
+        closed?;
+        Ok((root, builder.new_trees, builder.stats))
+    });
+    let (root_tree, new_trees, mut stats) = build?;
+
+    let written = std::mem::take(&mut *shared.written.lock().unwrap_or_else(|p| p.into_inner()));
+    stats.stored_bytes = shared.stored_bytes.load(Ordering::Relaxed);
+    stats.blobs_stored = shared.blobs_stored.load(Ordering::Relaxed);
+    drop(shared);
+    repo.write_index(&written)?;
+    for (id, e) in written {
+        index.add_pack(id, e);
+    }
+
+    // Added / modified / deleted against the parent.
+    let mut load = |id: &Id| -> Result<Tree> {
+        match new_trees.get(id) {
+            Some(t) => Ok(t.clone()),
+            None => repo.read_tree(&index, id),
+        }
+    };
+    if let Some(p) = parent {
+        diff_trees(&mut load, Some(&p.tree), Some(&root_tree), &mut |c, _, n| {
+            if n.kind != NodeKind::Dir {
+                match c {
+                    Change::Added => stats.added += 1,
+                    Change::Modified => stats.modified += 1,
+                    Change::Deleted => stats.deleted += 1,
+                }
+            }
+        })
+        .or_else(|_| -> Result<()> { Ok(()) })?;
+    } else {
+        stats.added = stats.files + stats.others;
+    }
+    warnings.extend(job_warnings.into_inner().unwrap_or_else(|p| p.into_inner()));
+    warnings.sort_by(|a, b| a.path.cmp(&b.path));
+    stats.files_read = files_read.load(Ordering::Relaxed);
+    stats.bytes_read = bytes_read.load(Ordering::Relaxed);
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+
+    let snap = Snapshot {
+        dataset: opts.dataset.clone(),
+        id: next_id,
+        time,
+        full: opts.full,
+        parent: parent.map(|p| p.id),
+        tree: root_tree,
+        root: RootMeta {
+            mode: root_meta.mode,
+            uid: root_meta.uid,
+            gid: root_meta.gid,
+            mtime: root_meta.mtime,
+            mtime_nsec: root_meta.mtime_nsec,
+        },
+        source: source.describe(),
+        host: hostname(),
+        stats,
+        warnings,
+    };
+    repo.commit_snapshot(&snap)?;
+    Ok(snap)
+}

@@ -1,0 +1,472 @@
+//! The repository: config, index, blobs, snapshots and the lock.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Local;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, LocalBackend, is_already_exists, is_not_found};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{self, Index};
+use crate::pack::{self, BlobEntry, BlobKind};
+use crate::snapshot::{self, Snapshot};
+use crate::tree::Tree;
+
+/// The newest repository format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Chunker parameters (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// Smallest chunk.
+    pub min: u32,
+    /// Average chunk.
+    pub avg: u32,
+    /// Largest chunk.
+    pub max: u32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            min: 512 * 1024,
+            avg: 1024 * 1024,
+            max: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// `config`: the repository's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Format version; readers refuse newer ones.
+    pub format_version: u32,
+    /// Random repository id.
+    pub id: String,
+    /// Content-defined chunking parameters.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level for blobs.
+    pub zstd_level: i32,
+}
+
+/// Subdirectories of a repository.
+const DIRS: &[&str] = &["packs", "index", "snapshots", "locks"];
+const LOCK_NAME: &str = "locks/exclusive";
+
+/// A repository on some backend.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: Config,
+}
+
+impl Repository {
+    /// Open a local repository.
+    pub fn open_local(path: &Path) -> Result<Repository> {
+        Repository::open(Arc::new(LocalBackend::new(path)))
+    }
+
+    /// Open a local repository, creating it when the path does not exist or
+    /// is an empty directory.
+    pub fn open_or_init_local(path: &Path) -> Result<Repository> {
+        Repository::open_or_init(Arc::new(LocalBackend::new(path)))
+    }
+
+    /// Open an existing repository.
+    pub fn open(backend: Arc<dyn Backend>) -> Result<Repository> {
+        if !backend.root_exists()? {
+            return Err(Error::NoRepository(backend.location()));
+        }
+        let raw = match backend.read("config") {
+            Ok(r) => r,
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::NotARepository(
+                    backend.location(),
+                    "it has no config file".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let v: Version = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
+            name: "config".into(),
+            reason: e.to_string(),
+        })?;
+        if v.format_version > FORMAT_VERSION {
+            return Err(Error::NewerFormat {
+                found: v.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let config: Config = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
+            name: "config".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Repository { backend, config })
+    }
+
+    /// Create a new repository. Fails if one exists already.
+    pub fn init(backend: Arc<dyn Backend>) -> Result<Repository> {
+        backend.create_dirs(DIRS)?;
+        let mut seed = Vec::new();
+        seed.extend_from_slice(&std::process::id().to_le_bytes());
+        seed.extend_from_slice(format!("{:?}", std::time::SystemTime::now()).as_bytes());
+        seed.extend_from_slice(backend.location().as_bytes());
+        let config = Config {
+            format_version: FORMAT_VERSION,
+            id: Id::hash(&seed).to_hex(),
+            chunker: ChunkerParams::default(),
+            pack_size: 16 * 1024 * 1024,
+            zstd_level: 3,
+        };
+        let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
+        match backend.write("config", &bytes, true) {
+            Err(e) if is_already_exists(&e) => {
+                return Err(Error::Invalid(format!(
+                    "a repository exists already at {}",
+                    backend.location()
+                )));
+            }
+            r => r?,
+        }
+        Ok(Repository { backend, config })
+    }
+
+    /// Open, or create when absent (or an empty directory).
+    pub fn open_or_init(backend: Arc<dyn Backend>) -> Result<Repository> {
+        match Repository::open(backend.clone()) {
+            Err(Error::NoRepository(_)) => Repository::init(backend),
+            Err(Error::NotARepository(loc, why)) => {
+                if backend.list("")?.is_empty() {
+                    Repository::init(backend)
+                } else {
+                    Err(Error::NotARepository(loc, why))
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Read every index file. Corrupt ones are an error.
+    pub fn load_index(&self) -> Result<Index> {
+        let mut idx = Index::default();
+        for obj in self.backend.list("index")? {
+            let bytes = self.backend.read(&obj.name)?;
+            for (pack, entries) in index::decode(&obj.name, &bytes)? {
+                idx.add_pack(pack, entries);
+            }
+        }
+        Ok(idx)
+    }
+
+    /// Read a pack's blob list from the pack itself.
+    pub fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<BlobEntry>> {
+        let guess = (64 * 1024u64).min(size);
+        let tail = self.backend.read_range(name, size - guess.min(size), guess.min(size))?;
+        match pack::parse_header(name, size, &tail)? {
+            Ok(e) => Ok(e),
+            Err(need) => {
+                let tail = self.backend.read_range(name, size - need as u64, need as u64)?;
+                pack::parse_header(name, size, &tail)?.map_err(|_| Error::Corrupt {
+                    name: name.to_string(),
+                    reason: "header does not fit".into(),
+                })
+            }
+        }
+    }
+
+    /// Packs that exist but are in no index (left by an interrupted
+    /// backup), with their sizes.
+    pub fn unindexed_packs(&self, idx: &Index) -> Result<Vec<(Id, String, u64)>> {
+        let mut out = Vec::new();
+        for obj in self.backend.list("packs")? {
+            let Some(id) = pack::pack_id_from_name(&obj.name) else {
+                continue;
+            };
+            if !idx.has_pack(&id) {
+                out.push((id, obj.name, obj.size));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write an index file for these packs.
+    pub fn write_index(&self, packs: &[(Id, Vec<BlobEntry>)]) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let (id, bytes) = index::encode(packs);
+        self.backend.write(&format!("index/{}", id.to_hex()), &bytes, false)
+    }
+
+    /// Read and verify a blob.
+    pub fn read_blob(&self, idx: &Index, id: &Id) -> Result<Vec<u8>> {
+        let loc = idx.get(id).ok_or(Error::MissingBlob(*id))?;
+        let stored = self.backend.read_range(
+            &pack::pack_name(&loc.pack),
+            loc.entry.offset as u64,
+            loc.entry.length as u64,
+        )?;
+        pack::open_blob(loc.pack, &loc.entry, &stored)
+    }
+
+    /// Read and parse a tree.
+    pub fn read_tree(&self, idx: &Index, id: &Id) -> Result<Tree> {
+        if let Some(loc) = idx.get(id)
+            && loc.entry.kind != BlobKind::Tree
+        {
+            return Err(Error::Corrupt {
+                name: format!("tree {id}"),
+                reason: "blob is not a tree".into(),
+            });
+        }
+        let b = self.read_blob(idx, id)?;
+        Tree::decode(id, &b)
+    }
+
+    /// Names of all datasets.
+    pub fn datasets(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .backend
+            .list("snapshots")?
+            .into_iter()
+            .filter_map(|o| {
+                let mut parts = o.name.split('/');
+                parts.next();
+                snapshot::decode_dataset_dir(parts.next()?)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// All snapshots, of one dataset or of all, sorted by dataset and id.
+    pub fn snapshots(&self, dataset: Option<&str>) -> Result<Vec<Snapshot>> {
+        let dir = match dataset {
+            Some(d) => snapshot::dataset_dir(d),
+            None => "snapshots".to_string(),
+        };
+        let mut out = Vec::new();
+        for obj in self.backend.list(&dir)? {
+            if !obj.name.ends_with(".json") {
+                continue;
+            }
+            let bytes = self.backend.read(&obj.name)?;
+            let s: Snapshot = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                name: obj.name.clone(),
+                reason: e.to_string(),
+            })?;
+            if snapshot::snapshot_name(&s.dataset, s.id) != obj.name {
+                return Err(Error::Corrupt {
+                    name: obj.name.clone(),
+                    reason: format!("it describes snapshot {} of {:?}", s.id, s.dataset),
+                });
+            }
+            out.push(s);
+        }
+        out.sort_by(|a, b| (&a.dataset, a.id).cmp(&(&b.dataset, b.id)));
+        Ok(out)
+    }
+
+    /// Commit a snapshot: the atomic, never-overwriting write that makes a
+    /// backup visible.
+    pub fn commit_snapshot(&self, snap: &Snapshot) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(snap).expect("snapshot serializes");
+        self.backend
+            .write(&snapshot::snapshot_name(&snap.dataset, snap.id), &bytes, true)
+    }
+
+    /// Take the exclusive lock. A lock whose owner is a dead process on this
+    /// host is cleared automatically.
+    pub fn lock(&self, command: &str) -> Result<RepoLock> {
+        let info = LockInfo {
+            host: hostname(),
+            pid: std::process::id(),
+            command: command.to_string(),
+            time: Local::now().to_rfc3339(),
+        };
+        let bytes = serde_json::to_vec(&info).expect("lock serializes");
+        for _ in 0..3 {
+            match self.backend.write(LOCK_NAME, &bytes, true) {
+                Ok(()) => {
+                    return Ok(RepoLock {
+                        backend: self.backend.clone(),
+                        released: false,
+                    });
+                }
+                Err(e) if is_already_exists(&e) => {
+                    let holder = self.lock_holder()?;
+                    match holder {
+                        None => continue,
+                        Some(h) if h.host == info.host && !pid_alive(h.pid) => {
+                            // Its owner is gone: the lock is stale.
+                            let _ = self.backend.remove(LOCK_NAME);
+                            continue;
+                        }
+                        Some(h) => {
+                            return Err(Error::Locked {
+                                holder: h.describe(),
+                            });
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Locked {
+            holder: "another process (the lock keeps changing hands)".into(),
+        })
+    }
+
+    /// Who holds the lock, if anyone.
+    pub fn lock_holder(&self) -> Result<Option<LockInfo>> {
+        match self.backend.read(LOCK_NAME) {
+            Ok(b) => Ok(Some(serde_json::from_slice(&b).unwrap_or(LockInfo {
+                host: "?".into(),
+                pid: 0,
+                command: "unreadable lock file".into(),
+                time: "?".into(),
+            }))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remove the lock whoever holds it. Returns who held it.
+    pub fn force_unlock(&self) -> Result<Option<LockInfo>> {
+        let h = self.lock_holder()?;
+        if h.is_some() {
+            self.backend.remove(LOCK_NAME)?;
+        }
+        Ok(h)
+    }
+}
+
+/// The content of the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// What it is doing.
+    pub command: String,
+    /// Since when (RFC 3339).
+    pub time: String,
+}
+
+impl LockInfo {
+    /// One line for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "pid {} on host {} (`{}`, since {})",
+            self.pid, self.host, self.command, self.time
+        )
+    }
+}
+
+/// Held lock; released on drop.
+#[derive(Debug)]
+pub struct RepoLock {
+    backend: Arc<dyn Backend>,
+    released: bool,
+}
+
+impl RepoLock {
+    /// Release now.
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.backend.remove(LOCK_NAME)
+    }
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.backend.remove(LOCK_NAME);
+        }
+    }
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates or
+    // truncates within it.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence.
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_excludes_and_stale_lock_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init_local(dir.path()).unwrap();
+        let l = repo.lock("test").unwrap();
+        match repo.lock("second") {
+            Err(Error::Locked { holder }) => {
+                assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        l.release().unwrap();
+        // A lock held by a pid that does not exist is stale.
+        let stale = LockInfo {
+            host: hostname(),
+            pid: i32::MAX as u32 - 7,
+            command: "dead".into(),
+            time: "then".into(),
+        };
+        repo.backend()
+            .write(LOCK_NAME, &serde_json::to_vec(&stale).unwrap(), true)
+            .unwrap();
+        let l = repo.lock("third").unwrap();
+        drop(l);
+        assert!(repo.lock_holder().unwrap().is_none());
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Repository::open_or_init_local(dir.path()).unwrap();
+        let cfg = dir.path().join("config");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, text.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
+        let err = Repository::open_local(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");
+    }
+}

@@ -1,0 +1,550 @@
+//! Restore: plan what to write, then write it through a [`Target`].
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use filetime::FileTime;
+
+use crate::error::{Error, IoContext, Result};
+use crate::id::Id;
+use crate::index::Index;
+use crate::repo::Repository;
+use crate::snapshot::{Select, Snapshot, select};
+use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join};
+
+/// Options of a restore.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RestoreOptions {
+    /// Which snapshot.
+    pub select: Select,
+    /// Only this path (`/`-separated, relative to the dataset root).
+    pub path: Option<Vec<u8>>,
+    /// Allow a non-empty output directory; existing entries are replaced.
+    pub overwrite: bool,
+    /// Parallel file writers (0 = default).
+    pub threads: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            select: Select::Latest,
+            path: None,
+            overwrite: false,
+            threads: 0,
+        }
+    }
+}
+
+impl RestoreOptions {
+    /// Restore this snapshot.
+    pub fn new(select: Select) -> Self {
+        RestoreOptions {
+            select,
+            ..Default::default()
+        }
+    }
+    /// Only this path.
+    pub fn path(mut self, p: impl Into<Vec<u8>>) -> Self {
+        self.path = Some(p.into());
+        self
+    }
+    /// Allow a non-empty output directory.
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+}
+
+/// A file or entry that could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreError {
+    /// Path (display form).
+    pub path: String,
+    /// Why.
+    pub message: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// The snapshot restored.
+    pub snapshot: Snapshot,
+    /// What was written.
+    pub outcome: Outcome,
+}
+
+/// What executing a plan did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Directories, symlinks, FIFOs and hard links created.
+    pub others: u64,
+    /// What failed. Non-empty means the restore is incomplete.
+    pub errors: Vec<RestoreError>,
+}
+
+/// One step of a restore plan.
+#[derive(Debug, Clone)]
+pub struct PlanEntry {
+    /// Path relative to the output directory (bytes).
+    pub path: Vec<u8>,
+    /// The node.
+    pub node: Node,
+}
+
+/// What a restore will do, computed before anything is written.
+#[derive(Debug, Clone, Default)]
+pub struct RestorePlan {
+    /// Directories, parents before children.
+    pub dirs: Vec<PlanEntry>,
+    /// Regular files, in pack order.
+    pub files: Vec<PlanEntry>,
+    /// Symlinks and FIFOs.
+    pub specials: Vec<PlanEntry>,
+    /// Total bytes of file content.
+    pub bytes: u64,
+}
+
+fn collect(
+    repo: &Repository,
+    idx: &Index,
+    tree: &Id,
+    prefix: &[u8],
+    plan: &mut RestorePlan,
+) -> Result<()> {
+    let t = repo.read_tree(idx, tree)?;
+    check_tree(&t)?;
+    for n in t.nodes {
+        add_node(repo, idx, prefix, n, plan)?;
+    }
+    Ok(())
+}
+
+fn check_tree(t: &Tree) -> Result<()> {
+    for (i, n) in t.nodes.iter().enumerate() {
+        check_name(&n.name)?;
+        if i > 0 && t.nodes[i - 1].name >= n.name {
+            return Err(Error::Corrupt {
+                name: "tree".into(),
+                reason: format!("entries not sorted or duplicated at {:?}", display_path(&n.name)),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut RestorePlan) -> Result<()> {
+    let path = join(prefix, &n.name);
+    match n.kind {
+        NodeKind::Dir => {
+            let sub = n.subtree;
+            plan.dirs.push(PlanEntry {
+                path: path.clone(),
+                node: n,
+            });
+            if let Some(sub) = sub {
+                collect(repo, idx, &sub, &path, plan)?;
+            }
+        }
+        NodeKind::File => {
+            plan.bytes += n.size;
+            plan.files.push(PlanEntry { path, node: n });
+        }
+        NodeKind::Symlink | NodeKind::Fifo => plan.specials.push(PlanEntry { path, node: n }),
+    }
+    Ok(())
+}
+
+/// Plan the restore of `snap` (optionally one path of it).
+pub fn plan(repo: &Repository, idx: &Index, snap: &Snapshot, path: Option<&[u8]>) -> Result<RestorePlan> {
+    let mut plan = RestorePlan::default();
+    let comps: Vec<&[u8]> = path
+        .unwrap_or(b"")
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if comps.is_empty() {
+        collect(repo, idx, &snap.tree, b"", &mut plan)?;
+    } else {
+        let not_found = || Error::PathNotFound {
+            dataset: snap.dataset.clone(),
+            id: snap.id,
+            path: display_path(path.unwrap_or(b"")),
+        };
+        let mut tree = repo.read_tree(idx, &snap.tree)?;
+        let mut prefix = Vec::new();
+        for (i, c) in comps.iter().enumerate() {
+            check_name(c)?;
+            let node = tree.find(c).cloned().ok_or_else(not_found)?;
+            if i + 1 == comps.len() {
+                add_node(repo, idx, &prefix, node, &mut plan)?;
+                break;
+            }
+            if node.kind != NodeKind::Dir {
+                return Err(not_found());
+            }
+            // Parents of the selected path are created with their metadata.
+            let sub = node.subtree.ok_or_else(not_found)?;
+            prefix = join(&prefix, c);
+            plan.dirs.push(PlanEntry {
+                path: prefix.clone(),
+                node,
+            });
+            tree = repo.read_tree(idx, &sub)?;
+            check_tree(&tree)?;
+        }
+    }
+    // Read packs in order: files whose first blob sits early in a pack go first.
+    plan.files.sort_by_key(|e| {
+        e.node
+            .content
+            .first()
+            .and_then(|id| idx.get(id))
+            .map(|l| (l.pack, l.entry.offset))
+    });
+    Ok(plan)
+}
+
+/// Where a restore writes. A local directory now; FTP later.
+pub trait Target: Sync {
+    /// Create a directory (parents exist). Existing directories are fine.
+    fn create_dir(&self, path: &[u8]) -> io::Result<()>;
+    /// Write a file from its chunks, atomically (temporary name, rename).
+    fn write_file(&self, path: &[u8], node: &Node, chunks: &mut dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<()>) -> Result<()>;
+    /// Create a hard link `path` to the already restored `existing`.
+    fn hard_link(&self, existing: &[u8], path: &[u8]) -> io::Result<()>;
+    /// Create a symlink or FIFO.
+    fn create_special(&self, path: &[u8], node: &Node) -> io::Result<()>;
+    /// Set mode, owner and mtime of an entry.
+    fn set_meta(&self, path: &[u8], node: &Node) -> io::Result<()>;
+}
+
+/// A local output directory.
+#[derive(Debug)]
+pub struct LocalTarget {
+    root: PathBuf,
+    overwrite: bool,
+    counter: AtomicU64,
+    is_root: bool,
+}
+
+impl LocalTarget {
+    /// Prepare `root`: it must be absent or empty unless `overwrite`.
+    pub fn new(root: &Path, overwrite: bool) -> Result<LocalTarget> {
+        match fs::symlink_metadata(root) {
+            Ok(m) if m.is_dir() => {
+                let nonempty = fs::read_dir(root).ctx("reading", root)?.next().is_some();
+                if nonempty && !overwrite {
+                    return Err(Error::OutputNotEmpty(root.to_path_buf()));
+                }
+            }
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "output path {} exists and is not a directory",
+                    root.display()
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(root).ctx("creating directory", root)?;
+            }
+            Err(e) => return Err(e).ctx("inspecting", root),
+        }
+        Ok(LocalTarget {
+            root: root.to_path_buf(),
+            overwrite,
+            counter: AtomicU64::new(0),
+            // SAFETY: geteuid has no preconditions.
+            is_root: unsafe { libc::geteuid() } == 0,
+        })
+    }
+
+    fn path(&self, rel: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rel))
+    }
+
+    fn temp_path(&self, rel: &[u8]) -> PathBuf {
+        let p = self.path(rel);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        p.with_file_name(format!(".bk-restore-{}-{n}", std::process::id()))
+    }
+
+    /// Make room for a new entry at `p` when overwriting: anything but a
+    /// directory there is removed (a symlink is never followed).
+    fn clear(&self, p: &Path, keep_dir: bool) -> io::Result<()> {
+        if !self.overwrite {
+            return Ok(());
+        }
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() && keep_dir => Ok(()),
+            Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+            Ok(_) if keep_dir => fs::remove_file(p),
+            Ok(_) => Ok(()), // rename() replaces it atomically
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Target for LocalTarget {
+    fn create_dir(&self, path: &[u8]) -> io::Result<()> {
+        let p = self.path(path);
+        self.clear(&p, true)?;
+        match fs::create_dir(&p) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if fs::symlink_metadata(&p)?.is_dir() {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory"))
+                }
+            }
+            r => r,
+        }
+    }
+
+    fn write_file(
+        &self,
+        path: &[u8],
+        node: &Node,
+        chunks: &mut dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<()>,
+    ) -> Result<()> {
+        let dest = self.path(path);
+        let tmp = self.temp_path(path);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx("creating", &tmp)?;
+        let res = (|| -> Result<()> {
+            let mut sink = |b: &[u8]| f.write_all(b);
+            chunks(&mut sink)?;
+            if self.is_root {
+                std::os::unix::fs::fchown(&f, Some(node.uid), Some(node.gid)).ctx("setting owner of", &dest)?;
+            }
+            f.set_permissions(fs::Permissions::from_mode(node.mode)).ctx("setting mode of", &dest)?;
+            filetime::set_file_handle_times(&f, None, Some(mtime_of(node))).ctx("setting mtime of", &dest)?;
+            drop(f);
+            if self.overwrite {
+                self.clear(&dest, false).ctx("replacing", &dest)?;
+            }
+            fs::rename(&tmp, &dest).ctx("renaming into place", &dest)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    fn hard_link(&self, existing: &[u8], path: &[u8]) -> io::Result<()> {
+        let dest = self.path(path);
+        let tmp = self.temp_path(path);
+        fs::hard_link(self.path(existing), &tmp)?;
+        self.clear(&dest, false)?;
+        fs::rename(&tmp, &dest).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+    }
+
+    fn create_special(&self, path: &[u8], node: &Node) -> io::Result<()> {
+        let dest = self.path(path);
+        let tmp = self.temp_path(path);
+        match node.kind {
+            NodeKind::Symlink => std::os::unix::fs::symlink(OsStr::from_bytes(&node.target), &tmp)?,
+            NodeKind::Fifo => {
+                let c = std::ffi::CString::new(tmp.as_os_str().as_bytes())
+                    .map_err(|_| io::Error::other("NUL in path"))?;
+                // SAFETY: c is a valid NUL-terminated path.
+                if unsafe { libc::mkfifo(c.as_ptr(), (node.mode & 0o7777) as libc::mode_t) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            _ => return Err(io::Error::other("not a special file")),
+        }
+        self.clear(&dest, false)?;
+        fs::rename(&tmp, &dest).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        self.set_meta(path, node)
+    }
+
+    fn set_meta(&self, path: &[u8], node: &Node) -> io::Result<()> {
+        let p = self.path(path);
+        let symlink = node.kind == NodeKind::Symlink;
+        if self.is_root {
+            std::os::unix::fs::lchown(&p, Some(node.uid), Some(node.gid))?;
+        }
+        if !symlink {
+            fs::set_permissions(&p, fs::Permissions::from_mode(node.mode))?;
+        }
+        filetime::set_symlink_file_times(&p, mtime_of(node), mtime_of(node))
+    }
+}
+
+fn mtime_of(n: &Node) -> FileTime {
+    FileTime::from_unix_time(n.mtime, n.mtime_nsec)
+}
+
+/// Restore a snapshot of `dataset` into the local directory `out`.
+pub fn restore(repo: &Repository, dataset: &str, out: &Path, opts: &RestoreOptions) -> Result<RestoreReport> {
+    let snaps = repo.snapshots(Some(dataset))?;
+    let snap = select(dataset, &snaps, opts.select)?.clone();
+    let idx = repo.load_index()?;
+    let plan = plan(repo, &idx, &snap, opts.path.as_deref())?;
+    let target = LocalTarget::new(out, opts.overwrite)?;
+    let mut outcome = execute(repo, &idx, &plan, &target, opts.threads)?;
+    if opts.path.is_none() {
+        let root = Node {
+            name: Vec::new(),
+            kind: NodeKind::Dir,
+            mode: snap.root.mode,
+            uid: snap.root.uid,
+            gid: snap.root.gid,
+            mtime: snap.root.mtime,
+            mtime_nsec: snap.root.mtime_nsec,
+            size: 0,
+            inode: 0,
+            hardlink: None,
+            content: Vec::new(),
+            subtree: None,
+            target: Vec::new(),
+        };
+        if let Err(e) = target.set_meta(b"", &root) {
+            outcome.errors.push(RestoreError {
+                path: ".".into(),
+                message: format!("setting metadata: {e}"),
+            });
+        }
+    }
+    Ok(RestoreReport { snapshot: snap, outcome })
+}
+
+/// Carry out a plan.
+pub fn execute(repo: &Repository, idx: &Index, plan: &RestorePlan, target: &dyn Target, threads: usize) -> Result<Outcome> {
+    let errors = Mutex::new(Vec::new());
+    let fail = |path: &[u8], message: String| {
+        errors.lock().unwrap_or_else(|p| p.into_inner()).push(RestoreError {
+            path: display_path(path),
+            message,
+        });
+    };
+    let mut others = 0u64;
+    for d in &plan.dirs {
+        match target.create_dir(&d.path) {
+            Ok(()) => others += 1,
+            Err(e) => fail(&d.path, format!("creating directory: {e}")),
+        }
+    }
+    // The first name of each hard-link group gets the content, the others
+    // become links to it.
+    let mut first_of: HashMap<u64, usize> = HashMap::new();
+    let mut links = Vec::new();
+    let mut writes = Vec::new();
+    for (i, f) in plan.files.iter().enumerate() {
+        match f.node.hardlink {
+            Some(g) => match first_of.get(&g) {
+                Some(&first) => links.push((first, i)),
+                None => {
+                    first_of.insert(g, i);
+                    writes.push(i);
+                }
+            },
+            None => writes.push(i),
+        }
+    }
+    let threads = if threads == 0 { 8 } else { threads };
+    let next = AtomicUsize::new(0);
+    let files = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let failed_files: Mutex<std::collections::HashSet<usize>> = Mutex::default();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = writes.get(k) else { return };
+                    let e = &plan.files[i];
+                    let mut written = 0u64;
+                    let r = target.write_file(&e.path, &e.node, &mut |sink| {
+                        for id in &e.node.content {
+                            let data = repo.read_blob(idx, id)?;
+                            sink(&data).map_err(|err| Error::Io {
+                                action: "writing",
+                                path: PathBuf::from(OsStr::from_bytes(&e.path)),
+                                source: err,
+                            })?;
+                            written += data.len() as u64;
+                        }
+                        Ok(())
+                    });
+                    match r {
+                        Ok(()) => {
+                            files.fetch_add(1, Ordering::Relaxed);
+                            bytes.fetch_add(written, Ordering::Relaxed);
+                        }
+                        Err(err) => {
+                            failed_files.lock().unwrap_or_else(|p| p.into_inner()).insert(i);
+                            fail(&e.path, err.to_string());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failed_files = failed_files.into_inner().unwrap_or_else(|p| p.into_inner());
+    for (first, i) in links {
+        let e = &plan.files[i];
+        if failed_files.contains(&first) {
+            fail(&e.path, "not restored: the file it is a hard link of failed".into());
+            continue;
+        }
+        match target.hard_link(&plan.files[first].path, &e.path) {
+            Ok(()) => others += 1,
+            Err(err) => fail(&e.path, format!("creating hard link: {err}")),
+        }
+    }
+    for e in &plan.specials {
+        match target.create_special(&e.path, &e.node) {
+            Ok(()) => others += 1,
+            Err(err) => fail(&e.path, format!("creating: {err}")),
+        }
+    }
+    // Directory metadata last, deepest first: writing inside a directory
+    // changes its mtime.
+    for d in plan.dirs.iter().rev() {
+        if let Err(err) = target.set_meta(&d.path, &d.node) {
+            fail(&d.path, format!("setting metadata: {err}"));
+        }
+    }
+    let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    errors.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Outcome {
+        files: files.into_inner(),
+        bytes: bytes.into_inner(),
+        others,
+        errors,
+    })
+}
+
+/// Open a restored-file reader helper for tests and tools: read a file's
+/// full content from the repository.
+pub fn read_file_content(repo: &Repository, idx: &Index, node: &Node) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(node.size as usize);
+    for id in &node.content {
+        out.extend_from_slice(&repo.read_blob(idx, id)?);
+    }
+    Ok(out)
+}
+

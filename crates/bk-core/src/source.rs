@@ -1,0 +1,307 @@
+//! Where a backup reads from. Local directories (with ignore rules) now;
+//! FTP directories and other dataset kinds plug in behind [`Source`].
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::error::{Error, IoContext, Result};
+
+/// What a source entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Named pipe.
+    Fifo,
+    /// Socket, device or anything else bk does not store.
+    Unsupported(&'static str),
+}
+
+/// Metadata of one entry as the source reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Kind.
+    pub kind: EntryKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size.
+    pub size: u64,
+    /// Modification time (s).
+    pub mtime: i64,
+    /// Modification time (ns part).
+    pub mtime_nsec: u32,
+    /// Inode.
+    pub inode: u64,
+    /// Device.
+    pub dev: u64,
+    /// Link count.
+    pub nlink: u64,
+}
+
+impl EntryMeta {
+    /// From a local `lstat`.
+    pub fn from_metadata(m: &fs::Metadata) -> EntryMeta {
+        let ft = m.file_type();
+        let kind = if ft.is_file() {
+            EntryKind::File
+        } else if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_symlink() {
+            EntryKind::Symlink
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else if ft.is_socket() {
+            EntryKind::Unsupported("socket")
+        } else if ft.is_block_device() {
+            EntryKind::Unsupported("block device")
+        } else if ft.is_char_device() {
+            EntryKind::Unsupported("character device")
+        } else {
+            EntryKind::Unsupported("unknown file type")
+        };
+        EntryMeta {
+            kind,
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            size: if ft.is_file() { m.size() } else { 0 },
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec() as u32,
+            inode: m.ino(),
+            dev: m.dev(),
+            nlink: m.nlink(),
+        }
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+pub struct SourceEntry {
+    /// Name (bytes).
+    pub name: Vec<u8>,
+    /// Metadata, or why it could not be read.
+    pub meta: std::result::Result<EntryMeta, String>,
+}
+
+/// A dataset to back up, read one directory at a time. Paths are relative
+/// to the dataset root, `/`-separated bytes; the root is the empty path.
+pub trait Source: Send + Sync {
+    /// What this is, for the snapshot and messages (never with a password).
+    fn describe(&self) -> String;
+    /// Metadata of the root; an error if it is not a directory.
+    fn root(&self) -> Result<EntryMeta>;
+    /// Entries of a directory, with ignore rules applied.
+    fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>>;
+    /// Open a file for reading.
+    fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>>;
+    /// A symlink's target, verbatim.
+    fn read_link(&self, path: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// An open source file.
+pub trait SourceFile: Read + Send {
+    /// Metadata now (after reading), to notice a file changing under us.
+    fn meta_now(&self) -> Option<EntryMeta>;
+}
+
+impl SourceFile for File {
+    fn meta_now(&self) -> Option<EntryMeta> {
+        self.metadata().ok().map(|m| EntryMeta::from_metadata(&m))
+    }
+}
+
+/// A local directory tree.
+#[derive(Debug)]
+pub struct LocalSource {
+    root: PathBuf,
+    excludes: Gitignore,
+    use_bkignore: bool,
+    // One matcher per directory that has a `.bkignore`, keyed by its path.
+    bkignores: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Option<Gitignore>>>,
+}
+
+impl LocalSource {
+    /// A source rooted at `root`, excluding `excludes` (gitignore globs,
+    /// relative to the root).
+    pub fn new(root: impl Into<PathBuf>, excludes: &[String]) -> Result<LocalSource> {
+        let root = root.into();
+        let mut b = GitignoreBuilder::new(&root);
+        for pat in excludes {
+            b.add_line(None, pat)
+                .map_err(|e| Error::Invalid(format!("bad --exclude pattern {pat:?}: {e}")))?;
+        }
+        let excludes = b
+            .build()
+            .map_err(|e| Error::Invalid(format!("bad --exclude patterns: {e}")))?;
+        Ok(LocalSource {
+            root,
+            excludes,
+            use_bkignore: true,
+            bkignores: Default::default(),
+        })
+    }
+
+    fn path(&self, rel: &[u8]) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(OsStr::from_bytes(rel))
+        }
+    }
+
+    fn bkignore(&self, dir: &[u8]) -> Option<Gitignore> {
+        let mut cache = self.bkignores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = cache.get(dir) {
+            return g.clone();
+        }
+        let dpath = self.path(dir);
+        let f = dpath.join(".bkignore");
+        let g = if f.is_file() {
+            let mut b = GitignoreBuilder::new(&dpath);
+            b.add(&f);
+            b.build().ok()
+        } else {
+            None
+        };
+        cache.insert(dir.to_vec(), g.clone());
+        g
+    }
+
+    fn ignored(&self, dir: &[u8], name: &[u8], is_dir: bool) -> bool {
+        let full = self.path(dir).join(OsStr::from_bytes(name));
+        if self.excludes.matched_path_or_any_parents(&full, is_dir).is_ignore() {
+            return true;
+        }
+        if !self.use_bkignore {
+            return false;
+        }
+        // Deeper .bkignore files take precedence, as in git.
+        let mut d = dir.to_vec();
+        loop {
+            if let Some(g) = self.bkignore(&d) {
+                let m = g.matched(&full, is_dir);
+                if m.is_ignore() {
+                    return true;
+                }
+                if m.is_whitelist() {
+                    return false;
+                }
+            }
+            if d.is_empty() {
+                return false;
+            }
+            match d.iter().rposition(|&b| b == b'/') {
+                Some(i) => d.truncate(i),
+                None => d.clear(),
+            }
+        }
+    }
+}
+
+impl Source for LocalSource {
+    fn describe(&self) -> String {
+        fs::canonicalize(&self.root)
+            .unwrap_or_else(|_| self.root.clone())
+            .display()
+            .to_string()
+    }
+
+    fn root(&self) -> Result<EntryMeta> {
+        let m = fs::metadata(&self.root).map_err(|e| Error::BadSource {
+            path: self.root.clone(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file or directory".into()
+            } else {
+                e.to_string()
+            },
+        })?;
+        let meta = EntryMeta::from_metadata(&m);
+        match meta.kind {
+            EntryKind::Dir => Ok(meta),
+            EntryKind::File => Err(Error::BadSource {
+                path: self.root.clone(),
+                reason: "it is a file, not a directory (back up the directory that holds it)".into(),
+            }),
+            EntryKind::Fifo => Err(Error::BadSource {
+                path: self.root.clone(),
+                reason: "it is a named pipe, not a directory".into(),
+            }),
+            EntryKind::Unsupported(what) => Err(Error::BadSource {
+                path: self.root.clone(),
+                reason: format!("it is a {what}, not a directory"),
+            }),
+            EntryKind::Symlink => unreachable!("metadata follows symlinks"),
+        }
+    }
+
+    fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+        let dpath = self.path(dir);
+        let rd = fs::read_dir(&dpath).ctx("listing directory", &dpath)?;
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.ctx("listing directory", &dpath)?;
+            let name = ent.file_name().as_bytes().to_vec();
+            let meta = ent
+                .metadata()
+                .map(|m| EntryMeta::from_metadata(&m))
+                .map_err(|e| e.to_string());
+            let is_dir = matches!(&meta, Ok(m) if m.kind == EntryKind::Dir);
+            if self.ignored(dir, &name, is_dir) {
+                continue;
+            }
+            out.push(SourceEntry { name, meta });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = self.path(path);
+        // O_NONBLOCK: a file swapped for a FIFO after the walk must not hang
+        // the backup; O_NOFOLLOW: nor may a swapped-in symlink be followed.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&p)
+            .ctx("opening", &p)?;
+        let m = f.metadata().ctx("inspecting", &p)?;
+        if !m.is_file() {
+            return Err(Error::Io {
+                action: "opening",
+                path: p,
+                source: std::io::Error::other("it is no longer a regular file"),
+            });
+        }
+        Ok(Box::new(f))
+    }
+
+    fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
+        let p = self.path(path);
+        Ok(fs::read_link(&p)
+            .ctx("reading symlink", &p)?
+            .as_os_str()
+            .as_bytes()
+            .to_vec())
+    }
+}
+
+/// The default dataset name for a path: its last component.
+pub fn default_dataset_name(path: &Path) -> Option<String> {
+    let abs = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.file_name().map(|n| n.to_string_lossy().into_owned())
+}
