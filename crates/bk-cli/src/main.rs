@@ -1,1 +1,398 @@
-fn main(){}
+//! `bk`: versioned, deduplicated backups of datasets.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bk_core::archiver::default_threads;
+use bk_core::tree::{NodeKind, display_path};
+use bk_core::{BackupOptions, LocalSource, Repository, RestoreOptions, Select, Snapshot};
+use clap::{Parser, Subcommand};
+
+/// Exit code: the snapshot was committed, but some files could not be read
+/// (or, for restore, some files could not be restored).
+const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Parser, Debug)]
+#[command(name = "bk", version, about = "Versioned, deduplicated backups of datasets")]
+struct Cli {
+    /// Repository: a local directory.
+    #[arg(long, short = 'r', env = "BK_REPO", global = true, value_name = "REPO")]
+    repo: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a repository.
+    Init,
+    /// Back up a directory as a new snapshot of its dataset.
+    Backup {
+        /// The directory to back up.
+        path: PathBuf,
+        /// Dataset name (default: the directory's last component).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Re-read and re-hash every file instead of trusting size, mtime and inode.
+        #[arg(long)]
+        full: bool,
+        /// Leave out paths matching this gitignore-style pattern (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Print the new snapshot as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Worker threads (default: one per CPU).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// List snapshots.
+    Snapshots {
+        /// Only this dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot (the latest unless --id or --before).
+    Restore {
+        /// The dataset.
+        dataset: String,
+        /// Output directory (absent or empty unless --overwrite).
+        #[arg(long, value_name = "OUT")]
+        to: PathBuf,
+        /// Snapshot number.
+        #[arg(long, conflicts_with = "before")]
+        id: Option<u64>,
+        /// The newest snapshot strictly before this time: YYYY-MM-DD (local
+        /// midnight), "YYYY-MM-DD HH:MM[:SS]" (local) or RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+        /// Only this file or directory (relative to the dataset root).
+        #[arg(long, value_name = "PATH")]
+        path: Option<OsString>,
+        /// Restore into a non-empty directory, replacing what is there.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Show what was added, modified and deleted between two snapshots.
+    Diff {
+        /// The dataset.
+        dataset: String,
+        /// Older snapshot number.
+        a: u64,
+        /// Newer snapshot number.
+        b: u64,
+        /// JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the entries of a snapshot (the latest unless ID).
+    Ls {
+        /// The dataset.
+        dataset: String,
+        /// Snapshot number.
+        id: Option<u64>,
+        /// Only under this path.
+        path: Option<OsString>,
+    },
+    /// Verify the repository; with --read-data, every stored byte.
+    Check {
+        /// Read all packs and verify every blob.
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Remove a stale repository lock.
+    Unlock,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bk: error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    // Context layers add the action; the root cause adds the detail.
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+fn repo_path(cli_repo: &Option<PathBuf>) -> Result<&Path> {
+    let Some(p) = cli_repo.as_deref() else {
+        bail!("no repository given: pass --repo REPO or set BK_REPO");
+    };
+    let s = p.to_string_lossy();
+    if s.contains("://") {
+        bail!("repository URL {s:?}: only local repositories are supported by this build");
+    }
+    Ok(p)
+}
+
+fn open(cli_repo: &Option<PathBuf>) -> Result<Repository> {
+    Ok(Repository::open_local(repo_path(cli_repo)?)?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Init => {
+            let p = repo_path(&cli.repo)?;
+            Repository::init(std::sync::Arc::new(bk_core::LocalBackend::new(p)))?;
+            eprintln!("created repository at {}", p.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup {
+            path,
+            dataset,
+            full,
+            exclude,
+            json,
+            threads,
+        } => {
+            let src = LocalSource::new(path, exclude)?;
+            bk_core::Source::root(&src)?;
+            let name = match dataset {
+                Some(d) => d.clone(),
+                None => bk_core::source::default_dataset_name(path)
+                    .with_context(|| format!("cannot derive a dataset name from {}; pass --dataset", path.display()))?,
+            };
+            let repo = Repository::open_or_init_local(repo_path(&cli.repo)?)?;
+            let opts = BackupOptions::new(name)
+                .full(*full)
+                .threads(threads.unwrap_or_else(default_threads));
+            let snap = bk_core::backup(&repo, &src, &opts)?;
+            for w in &snap.warnings {
+                eprintln!("bk: warning: {}: {}", w.path, w.message);
+            }
+            let s = &snap.stats;
+            eprintln!(
+                "snapshot {} of {:?} saved: {} files, {}, +{} ~{} -{}, {} new in {:.1}s",
+                snap.id,
+                snap.dataset,
+                s.files,
+                human(s.bytes),
+                s.added,
+                s.modified,
+                s.deleted,
+                human(s.stored_bytes),
+                s.duration_ms as f64 / 1000.0
+            );
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&snap.summary())?);
+            }
+            if snap.warnings.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "bk: {} problem(s): the snapshot was saved without the entries named above",
+                    snap.warnings.len()
+                );
+                Ok(ExitCode::from(EXIT_PARTIAL))
+            }
+        }
+        Command::Snapshots { dataset, json } => {
+            let repo = open(&cli.repo)?;
+            let snaps = repo.snapshots(dataset.as_deref())?;
+            if *json {
+                let v: Vec<_> = snaps.iter().map(Snapshot::summary).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{:<20} {:>4}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
+                    "dataset", "id", "time", "type", "files", "size", "added", "modif", "deleted", "stored"
+                );
+                for s in &snaps {
+                    println!(
+                        "{:<20} {:>4}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
+                        s.dataset,
+                        s.id,
+                        s.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+                        if s.full { "full" } else { "incr" },
+                        s.stats.files,
+                        human(s.stats.bytes),
+                        s.stats.added,
+                        s.stats.modified,
+                        s.stats.deleted,
+                        human(s.stats.stored_bytes)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            dataset,
+            to,
+            id,
+            before,
+            path,
+            overwrite,
+        } => {
+            let select = match (id, before) {
+                (Some(n), _) => Select::Id(*n),
+                (None, Some(t)) => Select::Before(bk_core::parse_time(t)?),
+                (None, None) => Select::Latest,
+            };
+            let repo = open(&cli.repo)?;
+            let mut opts = RestoreOptions::new(select).overwrite(*overwrite);
+            if let Some(p) = path {
+                opts = opts.path(p.as_bytes().to_vec());
+            }
+            let report = bk_core::restore(&repo, dataset, to, &opts)?;
+            let o = &report.outcome;
+            for e in &o.errors {
+                eprintln!("bk: error: {}: {}", e.path, e.message);
+            }
+            eprintln!(
+                "restored snapshot {} of {:?} ({}) to {}: {} files, {}",
+                report.snapshot.id,
+                report.snapshot.dataset,
+                report.snapshot.time.format("%Y-%m-%d %H:%M:%S %:z"),
+                to.display(),
+                o.files,
+                human(o.bytes)
+            );
+            if o.errors.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("bk: {} entries could not be restored (named above)", o.errors.len());
+                Ok(ExitCode::from(EXIT_PARTIAL))
+            }
+        }
+        Command::Diff { dataset, a, b, json } => {
+            let repo = open(&cli.repo)?;
+            let snaps = repo.snapshots(Some(dataset))?;
+            let sa = bk_core::snapshot::select(dataset, &snaps, Select::Id(*a))?;
+            let sb = bk_core::snapshot::select(dataset, &snaps, Select::Id(*b))?;
+            let changes = bk_core::diff_snapshots(&repo, sa, sb)?;
+            let mut out = serde_json::json!({"added": [], "modified": [], "deleted": []});
+            for (c, p, n) in &changes {
+                let mut name = display_path(p);
+                if n.kind == NodeKind::Dir {
+                    name.push('/');
+                }
+                let key = match c {
+                    bk_core::Change::Added => "added",
+                    bk_core::Change::Modified => "modified",
+                    bk_core::Change::Deleted => "deleted",
+                };
+                if *json {
+                    out[key].as_array_mut().expect("array").push(name.into());
+                } else {
+                    let sign = match c {
+                        bk_core::Change::Added => '+',
+                        bk_core::Change::Modified => 'M',
+                        bk_core::Change::Deleted => '-',
+                    };
+                    println!("{sign} {name}");
+                }
+            }
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls { dataset, id, path } => {
+            let repo = open(&cli.repo)?;
+            let snaps = repo.snapshots(Some(dataset))?;
+            let sel = id.map_or(Select::Latest, Select::Id);
+            let snap = bk_core::snapshot::select(dataset, &snaps, sel)?;
+            let entries = bk_core::list_snapshot(&repo, snap, path.as_ref().map(|p| p.as_bytes()))?;
+            for e in entries {
+                let n = &e.node;
+                let t = chrono::DateTime::from_timestamp(n.mtime, n.mtime_nsec)
+                    .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                let mut line = format!("{} {:>12} {} {}", mode_string(n), n.size, t, display_path(&e.path));
+                if n.kind == NodeKind::Symlink {
+                    line.push_str(" -> ");
+                    line.push_str(&display_path(&n.target));
+                }
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { read_data } => {
+            let repo = open(&cli.repo)?;
+            let _lock = repo.lock("check")?;
+            let r = bk_core::check(&repo, *read_data)?;
+            for n in &r.notes {
+                eprintln!("note: {n}");
+            }
+            for e in &r.errors {
+                eprintln!("bk: error: {e}");
+            }
+            eprintln!(
+                "checked {} snapshots, {} packs, {} blobs{}",
+                r.snapshots,
+                r.packs,
+                r.blobs,
+                if *read_data {
+                    format!(", read {} packs", r.packs_read)
+                } else {
+                    String::new()
+                }
+            );
+            if r.ok() {
+                eprintln!("no errors found");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("bk: check found {} error(s)", r.errors.len());
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Unlock => {
+            let repo = open(&cli.repo)?;
+            match repo.force_unlock()? {
+                Some(h) => eprintln!("removed the lock held by {}", h.describe()),
+                None => eprintln!("the repository was not locked"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn mode_string(n: &bk_core::tree::Node) -> String {
+    let k = match n.kind {
+        NodeKind::Dir => 'd',
+        NodeKind::Symlink => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::File => '-',
+    };
+    let mut s = String::from(k);
+    for shift in [6, 3, 0] {
+        let b = (n.mode >> shift) & 7;
+        s.push(if b & 4 != 0 { 'r' } else { '-' });
+        s.push(if b & 2 != 0 { 'w' } else { '-' });
+        s.push(if b & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+fn human(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", U[i]) }
+}

@@ -1,0 +1,208 @@
+//! Helpers: run bk, build trees, compare trees byte for byte.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+pub fn bk() -> Command {
+    let mut c = Command::cargo_bin("bk").expect("bk binary");
+    c.env_remove("BK_REPO");
+    c
+}
+
+/// Run bk with args; return the output (no assertion).
+pub fn run(args: &[&OsStr]) -> Output {
+    bk().args(args).output().expect("run bk")
+}
+
+pub fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `bk backup PATH --repo REPO --json [extra]`, asserting exit code `code`;
+/// returns the parsed JSON summary.
+pub fn backup(repo: &Path, path: &Path, extra: &[&str], code: i32) -> serde_json::Value {
+    let mut c = bk();
+    c.arg("backup").arg(path).arg("--repo").arg(repo).arg("--json").args(extra);
+    let o = c.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "bk backup exit code; stderr:\n{}",
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout))
+    })
+}
+
+pub fn restore(repo: &Path, dataset: &str, out: &Path, extra: &[&OsStr]) -> Output {
+    bk().arg("restore")
+        .arg(dataset)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--to")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Everything a restore must reproduce about one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File(Vec<u8>),
+    Dir,
+    Symlink(Vec<u8>),
+    Fifo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub mode: u32,
+    pub mtime: (i64, i64),
+}
+
+/// A tree's manifest: relative path → entry, plus hard-link groups.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub entries: BTreeMap<Vec<u8>, Entry>,
+    pub links: BTreeSet<Vec<Vec<u8>>>,
+}
+
+pub fn manifest(root: &Path) -> Manifest {
+    let mut entries = BTreeMap::new();
+    let mut by_inode: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
+    walk(root, root, &mut entries, &mut by_inode);
+    let links = by_inode
+        .into_values()
+        .filter(|v| v.len() > 1)
+        .map(|mut v| {
+            v.sort();
+            v
+        })
+        .collect();
+    Manifest { entries, links }
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<Vec<u8>, Entry>,
+    by_inode: &mut HashMap<u64, Vec<Vec<u8>>>,
+) {
+    for ent in fs::read_dir(dir).unwrap() {
+        let ent = ent.unwrap();
+        let p = ent.path();
+        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let m = fs::symlink_metadata(&p).unwrap();
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            walk(root, &p, out, by_inode);
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink(fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec())
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            if m.nlink() > 1 {
+                by_inode.entry(m.ino()).or_default().push(rel.clone());
+            }
+            Kind::File(fs::read(&p).unwrap())
+        };
+        let mode = if ft.is_symlink() { 0 } else { m.mode() & 0o7777 };
+        out.insert(
+            rel,
+            Entry {
+                kind,
+                mode,
+                mtime: (m.mtime(), m.mtime_nsec()),
+            },
+        );
+    }
+}
+
+/// Assert two manifests are equal, with a readable first difference.
+pub fn assert_same(expected: &Manifest, actual: &Manifest, what: &str) {
+    for (p, e) in &expected.entries {
+        let name = String::from_utf8_lossy(p);
+        let a = actual
+            .entries
+            .get(p)
+            .unwrap_or_else(|| panic!("{what}: {name:?} missing from the restore"));
+        assert_eq!(
+            std::mem::discriminant(&e.kind),
+            std::mem::discriminant(&a.kind),
+            "{what}: kind of {name:?}"
+        );
+        assert!(e.kind == a.kind, "{what}: content or target of {name:?} differs");
+        assert_eq!(e.mode, a.mode, "{what}: mode of {name:?}");
+        assert_eq!(e.mtime, a.mtime, "{what}: mtime of {name:?}");
+    }
+    for p in actual.entries.keys() {
+        assert!(
+            expected.entries.contains_key(p),
+            "{what}: unexpected {:?} in the restore",
+            String::from_utf8_lossy(p)
+        );
+    }
+    assert_eq!(expected.links, actual.links, "{what}: hard-link groups");
+}
+
+/// Deterministic pseudo-random bytes (xorshift).
+pub fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+pub fn path_of(root: &Path, rel: &[u8]) -> PathBuf {
+    root.join(OsStr::from_bytes(rel))
+}
+
+pub fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0, "mkfifo {p:?}");
+}
+
+/// Sum of the sizes of all pack files in a repository.
+pub fn pack_bytes(repo: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![repo.join("packs")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if !e.file_name().to_string_lossy().starts_with(".tmp-") {
+                n += m.len();
+            }
+        }
+    }
+    n
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

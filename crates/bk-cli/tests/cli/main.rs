@@ -1,0 +1,10 @@
+//! Integration tests of the `bk` binary: one test binary, a module per topic.
+
+mod common;
+
+mod badinput;
+mod corrupt;
+mod crash;
+mod dedup;
+mod roundtrip;
+mod select;
