@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 const EXIT_PARTIAL: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "bk", version, about = "Versioned, deduplicated backups of datasets")]
+#[command(
+    name = "bk",
+    version,
+    about = "Versioned, deduplicated backups of datasets"
+)]
 struct Cli {
     /// Repository: a local directory.
     #[arg(long, short = 'r', env = "BK_REPO", global = true, value_name = "REPO")]
@@ -171,8 +175,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bk_core::Source::root(&src)?;
             let name = match dataset {
                 Some(d) => d.clone(),
-                None => bk_core::source::default_dataset_name(path)
-                    .with_context(|| format!("cannot derive a dataset name from {}; pass --dataset", path.display()))?,
+                None => bk_core::source::default_dataset_name(path).with_context(|| {
+                    format!(
+                        "cannot derive a dataset name from {}; pass --dataset",
+                        path.display()
+                    )
+                })?,
             };
             let repo = Repository::open_or_init_local(repo_path(&cli.repo)?)?;
             let opts = BackupOptions::new(name)
@@ -217,14 +225,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!(
                     "{:<20} {:>4}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
-                    "dataset", "id", "time", "type", "files", "size", "added", "modif", "deleted", "stored"
+                    "dataset",
+                    "id",
+                    "time",
+                    "type",
+                    "files",
+                    "size",
+                    "added",
+                    "modif",
+                    "deleted",
+                    "stored"
                 );
                 for s in &snaps {
                     println!(
                         "{:<20} {:>4}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
                         s.dataset,
                         s.id,
-                        s.time.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+                        s.time
+                            .with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S"),
                         if s.full { "full" } else { "incr" },
                         s.stats.files,
                         human(s.stats.bytes),
@@ -272,11 +291,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if o.errors.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("bk: {} entries could not be restored (named above)", o.errors.len());
+                eprintln!(
+                    "bk: {} entries could not be restored (named above)",
+                    o.errors.len()
+                );
                 Ok(ExitCode::from(EXIT_PARTIAL))
             }
         }
-        Command::Diff { dataset, a, b, json } => {
+        Command::Diff {
+            dataset,
+            a,
+            b,
+            json,
+        } => {
             let repo = open(&cli.repo)?;
             let snaps = repo.snapshots(Some(dataset))?;
             let sa = bk_core::snapshot::select(dataset, &snaps, Select::Id(*a))?;
@@ -318,9 +345,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for e in entries {
                 let n = &e.node;
                 let t = chrono::DateTime::from_timestamp(n.mtime, n.mtime_nsec)
-                    .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                    .map(|t| {
+                        t.with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string()
+                    })
                     .unwrap_or_default();
-                let mut line = format!("{} {:>12} {} {}", mode_string(n), n.size, t, display_path(&e.path));
+                let mut line = format!(
+                    "{} {:>12} {} {}",
+                    mode_string(n),
+                    n.size,
+                    t,
+                    display_path(&e.path)
+                );
                 if n.kind == NodeKind::Symlink {
                     line.push_str(" -> ");
                     line.push_str(&display_path(&n.target));
@@ -394,5 +431,9 @@ fn human(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", U[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
 }

@@ -151,7 +151,11 @@ impl Packer {
 
     /// Send the partial pack and close this packer's channel.
     fn close(&self) -> Result<()> {
-        let last = self.current.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let last = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let r = match last {
             Some(p) if !p.is_empty() => self.send(p),
             _ => Ok(()),
@@ -171,7 +175,12 @@ impl Shared<'_> {
     }
 
     /// Store a blob unless the repository (or this run) has it already.
-    fn store(&self, kind: BlobKind, data: &[u8], zc: &mut Option<zstd::bulk::Compressor<'static>>) -> Result<Id> {
+    fn store(
+        &self,
+        kind: BlobKind,
+        data: &[u8],
+        zc: &mut Option<zstd::bulk::Compressor<'static>>,
+    ) -> Result<Id> {
         let id = Id::hash(data);
         if self.index.contains(&id) {
             return Ok(id);
@@ -187,7 +196,8 @@ impl Shared<'_> {
         let compressor = match zc {
             Some(c) => c,
             None => zc.insert(
-                zstd::bulk::Compressor::new(self.level).map_err(|e| Error::Invalid(format!("zstd: {e}")))?,
+                zstd::bulk::Compressor::new(self.level)
+                    .map_err(|e| Error::Invalid(format!("zstd: {e}")))?,
             ),
         };
         let compressed = compressor
@@ -306,7 +316,9 @@ impl Scanner<'_> {
             Ok(l) => l,
             Err(e) => {
                 self.warn(dir, format!("directory not read: {e}"));
-                return ScanDir { entries: Vec::new() };
+                return ScanDir {
+                    entries: Vec::new(),
+                };
             }
         };
         let mut entries = Vec::with_capacity(list.len());
@@ -357,13 +369,21 @@ impl Scanner<'_> {
                         });
                         Some(self.jobs.len() - 1)
                     };
-                    entries.push(ScanEntry { node, job, sub: None });
+                    entries.push(ScanEntry {
+                        node,
+                        job,
+                        sub: None,
+                    });
                 }
                 EntryKind::Symlink => match self.source.read_link(&path) {
                     Ok(target) => {
                         let mut node = node_from(ent.name, NodeKind::Symlink, &meta);
                         node.target = target;
-                        entries.push(ScanEntry { node, job: None, sub: None });
+                        entries.push(ScanEntry {
+                            node,
+                            job: None,
+                            sub: None,
+                        });
                     }
                     Err(e) => self.warn(&path, format!("not backed up: {e}")),
                 },
@@ -416,12 +436,23 @@ fn read_file(
             }
         };
         let now = f.meta_now();
-        let stable = now.as_ref().is_some_and(|n| same_version(n, &meta) && n.size == size);
+        let stable = now
+            .as_ref()
+            .is_some_and(|n| same_version(n, &meta) && n.size == size);
         if stable || attempt == 1 {
-            let warning = (!stable).then(|| "file changed while it was read; stored the content read last".to_string());
+            let warning = (!stable).then(|| {
+                "file changed while it was read; stored the content read last".to_string()
+            });
             let mut m = now.unwrap_or(meta);
             m.size = size;
-            return Ok((JobResult { content, size, meta: m }, warning));
+            return Ok((
+                JobResult {
+                    content,
+                    size,
+                    meta: m,
+                },
+                warning,
+            ));
         }
         meta = now.expect("checked above");
     }
@@ -448,7 +479,9 @@ impl Builder<'_, '_> {
                 self.stats.dirs += 1;
             } else if let Some(j) = e.job {
                 // A file that could not be read is left out (and warned about).
-                let Some(r) = self.results[j].take() else { continue };
+                let Some(r) = self.results[j].take() else {
+                    continue;
+                };
                 node.content = r.content;
                 node.size = r.size;
                 node.mtime = r.meta.mtime;
@@ -486,7 +519,10 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     let time = Local::now().fixed_offset();
     check_dataset_name(&opts.dataset)?;
     let root_meta = source.root()?;
-    let progress: Arc<dyn Progress> = opts.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
+    let progress: Arc<dyn Progress> = opts
+        .progress
+        .clone()
+        .unwrap_or_else(|| Arc::new(NoProgress));
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
     repo.backend().remove_temp_files()?;
 
@@ -550,9 +586,14 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     // Largest files first, so one big file does not finish alone at the end.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].meta.size));
-    let threads = if opts.threads == 0 { default_threads() } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        default_threads()
+    } else {
+        opts.threads
+    };
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<JobResult>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<JobResult>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
     let job_warnings: Mutex<Vec<Warning>> = Mutex::new(Vec::new());
     let files_read = AtomicU64::new(0);
     let bytes_read = AtomicU64::new(0);
@@ -583,19 +624,23 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
                                 files_read.fetch_add(1, Ordering::Relaxed);
                                 bytes_read.fetch_add(r.size, Ordering::Relaxed);
                                 if let Some(w) = warn {
-                                    job_warnings.lock().unwrap_or_else(|p| p.into_inner()).push(Warning {
-                                        path: display_path(&job.path),
-                                        message: w,
-                                    });
+                                    job_warnings.lock().unwrap_or_else(|p| p.into_inner()).push(
+                                        Warning {
+                                            path: display_path(&job.path),
+                                            message: w,
+                                        },
+                                    );
                                 }
                                 results.lock().unwrap_or_else(|p| p.into_inner())[j] = Some(r);
                             }
                             Err(msg) => {
                                 if !shared.failed.load(Ordering::Relaxed) {
-                                    job_warnings.lock().unwrap_or_else(|p| p.into_inner()).push(Warning {
-                                        path: display_path(&job.path),
-                                        message: format!("not backed up: {msg}"),
-                                    });
+                                    job_warnings.lock().unwrap_or_else(|p| p.into_inner()).push(
+                                        Warning {
+                                            path: display_path(&job.path),
+                                            message: format!("not backed up: {msg}"),
+                                        },
+                                    );
                                 }
                             }
                         }
@@ -623,7 +668,12 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         for w in writers {
             w.join().expect("pack writer panicked");
         }
-        if let Some(e) = shared.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(e) = shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             return Err(e);
         }
         let root = built?;
@@ -649,15 +699,20 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         }
     };
     if let Some(p) = parent {
-        diff_trees(&mut load, Some(&p.tree), Some(&root_tree), &mut |c, _, n| {
-            if n.kind != NodeKind::Dir {
-                match c {
-                    Change::Added => stats.added += 1,
-                    Change::Modified => stats.modified += 1,
-                    Change::Deleted => stats.deleted += 1,
+        diff_trees(
+            &mut load,
+            Some(&p.tree),
+            Some(&root_tree),
+            &mut |c, _, n| {
+                if n.kind != NodeKind::Dir {
+                    match c {
+                        Change::Added => stats.added += 1,
+                        Change::Modified => stats.modified += 1,
+                        Change::Deleted => stats.deleted += 1,
+                    }
                 }
-            }
-        })
+            },
+        )
         .or_else(|_| -> Result<()> { Ok(()) })?;
     } else {
         stats.added = stats.files + stats.others;

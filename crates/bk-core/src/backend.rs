@@ -196,12 +196,16 @@ impl Backend for LocalBackend {
             for ent in rd {
                 let ent = ent.map_err(|e| backend_err("listing", &d, e))?;
                 let fname = ent.file_name();
-                let Some(fname) = fname.to_str() else { continue };
+                let Some(fname) = fname.to_str() else {
+                    continue;
+                };
                 if fname.starts_with(TEMP_PREFIX) {
                     continue;
                 }
                 let name = format!("{d}/{fname}");
-                let ft = ent.file_type().map_err(|e| backend_err("listing", &name, e))?;
+                let ft = ent
+                    .file_type()
+                    .map_err(|e| backend_err("listing", &name, e))?;
                 if ft.is_dir() {
                     stack.push(name);
                 } else if ft.is_file() {
@@ -265,7 +269,13 @@ mod tests {
         assert_eq!(b.read("packs/aa/x").unwrap(), b"hello");
         assert_eq!(b.read_range("packs/aa/x", 1, 3).unwrap(), b"ell");
         let l = b.list("packs").unwrap();
-        assert_eq!(l, vec![ObjectInfo { name: "packs/aa/x".into(), size: 5 }]);
+        assert_eq!(
+            l,
+            vec![ObjectInfo {
+                name: "packs/aa/x".into(),
+                size: 5
+            }]
+        );
         fs::write(dir.path().join("repo/packs/aa/.tmp-1-1"), b"partial").unwrap();
         assert_eq!(b.list("packs").unwrap().len(), 1);
         assert_eq!(b.remove_temp_files().unwrap(), 1);

@@ -58,7 +58,9 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
         .collect();
     for (id, entries) in idx.packs() {
         match listing.get(id) {
-            None => r.errors.push(format!("pack {id} is in the index but missing")),
+            None => r
+                .errors
+                .push(format!("pack {id} is in the index but missing")),
             Some((name, size)) => {
                 let end = entries
                     .iter()
@@ -66,7 +68,9 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                     .max()
                     .unwrap_or(0);
                 if end > *size {
-                    r.errors.push(format!("pack {name} is truncated ({size} bytes, blobs reach {end})"));
+                    r.errors.push(format!(
+                        "pack {name} is truncated ({size} bytes, blobs reach {end})"
+                    ));
                 }
             }
         }
@@ -81,7 +85,9 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     let mut damaged: HashMap<Id, String> = HashMap::new();
     if read_data {
         for (id, entries) in idx.packs() {
-            let Some((name, _)) = listing.get(id) else { continue };
+            let Some((name, _)) = listing.get(id) else {
+                continue;
+            };
             let bytes = match repo.backend().read(name) {
                 Ok(b) => b,
                 Err(e) => {
@@ -94,7 +100,9 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
             };
             r.packs_read += 1;
             if Id::hash(&bytes) != *id {
-                r.errors.push(format!("pack {name}: content does not match its name (damaged)"));
+                r.errors.push(format!(
+                    "pack {name}: content does not match its name (damaged)"
+                ));
             }
             for e in entries {
                 let start = e.offset as usize;
@@ -102,11 +110,19 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                 let res = bytes
                     .get(start..end)
                     .ok_or_else(|| "blob outside the pack".to_string())
-                    .and_then(|s| pack::open_blob(*id, e, s).map(|_| ()).map_err(|err| err.to_string()));
+                    .and_then(|s| {
+                        pack::open_blob(*id, e, s)
+                            .map(|_| ())
+                            .map_err(|err| err.to_string())
+                    });
                 if let Err(why) = res {
                     // Another copy of the blob in a sound pack is still fine.
                     if idx.get(&e.id).is_some_and(|l| l.pack == *id) {
-                        r.errors.push(format!("blob {} in pack {}: {why}", e.id.short(), id.short()));
+                        r.errors.push(format!(
+                            "blob {} in pack {}: {why}",
+                            e.id.short(),
+                            id.short()
+                        ));
                         damaged.insert(e.id, why);
                     }
                 }
@@ -145,9 +161,19 @@ fn check_snapshot(
         if damaged.is_empty() && !seen.insert(tid) {
             continue;
         }
-        let where_ = if path.is_empty() { "/".to_string() } else { display_path(&path) };
-        if idx.get(&tid).is_some_and(|l| l.entry.kind != BlobKind::Tree) {
-            r.errors.push(format!("{label}: {where_}: tree blob {} is not a tree", tid.short()));
+        let where_ = if path.is_empty() {
+            "/".to_string()
+        } else {
+            display_path(&path)
+        };
+        if idx
+            .get(&tid)
+            .is_some_and(|l| l.entry.kind != BlobKind::Tree)
+        {
+            r.errors.push(format!(
+                "{label}: {where_}: tree blob {} is not a tree",
+                tid.short()
+            ));
             continue;
         }
         let tree = match repo.read_tree(idx, &tid) {
@@ -162,12 +188,18 @@ fn check_snapshot(
             match n.kind {
                 NodeKind::Dir => match n.subtree {
                     Some(sub) => stack.push((sub, p)),
-                    None => r.errors.push(format!("{label}: directory {} has no tree", display_path(&p))),
+                    None => r.errors.push(format!(
+                        "{label}: directory {} has no tree",
+                        display_path(&p)
+                    )),
                 },
                 NodeKind::File => {
                     for b in &n.content {
                         if let Some(why) = damaged.get(b) {
-                            r.errors.push(format!("{label}: file {} is damaged ({why})", display_path(&p)));
+                            r.errors.push(format!(
+                                "{label}: file {} is damaged ({why})",
+                                display_path(&p)
+                            ));
                             break;
                         }
                         if !idx.contains(b) {

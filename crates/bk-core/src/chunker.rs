@@ -78,7 +78,16 @@ impl Chunker {
             if start == end {
                 return Ok(total);
             }
-            let (_, n) = cut(&self.buf[start..end], min, avg, max, ms, ml, ms << 1, ml << 1);
+            let (_, n) = cut(
+                &self.buf[start..end],
+                min,
+                avg,
+                max,
+                ms,
+                ml,
+                ms << 1,
+                ml << 1,
+            );
             sink(&self.buf[start..start + n]).map_err(ChunkError::Sink)?;
             start += n;
         }

@@ -105,7 +105,9 @@ pub enum Error {
         path: String,
     },
     /// A name read from the repository would escape the output directory.
-    #[error("refusing unsafe name {name:?} in the repository (it would write outside the output directory)")]
+    #[error(
+        "refusing unsafe name {name:?} in the repository (it would write outside the output directory)"
+    )]
     UnsafeName {
         /// The name, lossily decoded.
         name: String,

@@ -41,7 +41,9 @@ impl Index {
     /// Record a pack's blobs.
     pub fn add_pack(&mut self, pack: Id, entries: Vec<BlobEntry>) {
         for e in &entries {
-            self.blobs.entry(e.id).or_insert(BlobLocation { pack, entry: *e });
+            self.blobs
+                .entry(e.id)
+                .or_insert(BlobLocation { pack, entry: *e });
         }
         self.packs.insert(pack, entries);
     }

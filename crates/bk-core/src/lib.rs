@@ -67,7 +67,11 @@ pub use source::{LocalSource, Source};
 ///
 /// Files that cannot be read do not stop the backup: they are listed in the
 /// summary's `warnings`.
-pub fn make_backup(repo: impl AsRef<Path>, dataset_path: impl AsRef<Path>, full: bool) -> Result<SnapshotSummary> {
+pub fn make_backup(
+    repo: impl AsRef<Path>,
+    dataset_path: impl AsRef<Path>,
+    full: bool,
+) -> Result<SnapshotSummary> {
     let path = dataset_path.as_ref();
     let name = source::default_dataset_name(path).ok_or_else(|| Error::BadSource {
         path: path.to_path_buf(),
@@ -91,7 +95,12 @@ pub fn recover_backup(
     select: Select,
 ) -> Result<RestoreReport> {
     let repo = Repository::open_local(repo.as_ref())?;
-    restore(&repo, dataset, out_dir.as_ref(), &RestoreOptions::new(select))
+    restore(
+        &repo,
+        dataset,
+        out_dir.as_ref(),
+        &RestoreOptions::new(select),
+    )
 }
 
 /// One entry of a snapshot listing.
@@ -104,10 +113,19 @@ pub struct ListEntry {
 }
 
 /// List a snapshot's entries under `path` (recursively).
-pub fn list_snapshot(repo: &Repository, snap: &Snapshot, path: Option<&[u8]>) -> Result<Vec<ListEntry>> {
+pub fn list_snapshot(
+    repo: &Repository,
+    snap: &Snapshot,
+    path: Option<&[u8]>,
+) -> Result<Vec<ListEntry>> {
     let idx = repo.load_index()?;
     let plan = restore::plan(repo, &idx, snap, path)?;
-    let skip_parents = path.map_or(0, |p| p.split(|&b| b == b'/').filter(|c| !c.is_empty()).count().saturating_sub(1));
+    let skip_parents = path.map_or(0, |p| {
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .count()
+            .saturating_sub(1)
+    });
     let mut out: Vec<ListEntry> = plan
         .dirs
         .into_iter()
@@ -124,7 +142,11 @@ pub fn list_snapshot(repo: &Repository, snap: &Snapshot, path: Option<&[u8]>) ->
 }
 
 /// Compare two snapshots of a dataset: (change, path, node) triples.
-pub fn diff_snapshots(repo: &Repository, a: &Snapshot, b: &Snapshot) -> Result<Vec<(Change, Vec<u8>, tree::Node)>> {
+pub fn diff_snapshots(
+    repo: &Repository,
+    a: &Snapshot,
+    b: &Snapshot,
+) -> Result<Vec<(Change, Vec<u8>, tree::Node)>> {
     let idx = repo.load_index()?;
     let mut out = Vec::new();
     let mut load = |id: &Id| repo.read_tree(&idx, id);

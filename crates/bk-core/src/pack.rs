@@ -113,7 +113,14 @@ impl PackWriter {
     }
 
     /// Append one stored blob.
-    pub fn add(&mut self, kind: BlobKind, id: Id, compression: Compression, stored: &[u8], raw_len: usize) {
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: Id,
+        compression: Compression,
+        stored: &[u8],
+        raw_len: usize,
+    ) {
         self.entries.push(BlobEntry {
             kind,
             compression,
@@ -149,7 +156,11 @@ pub const TRAILER_LEN: usize = 12;
 /// Parse a pack's header from its last bytes. `tail` must end at the end of
 /// the pack; it holds at least [`TRAILER_LEN`] bytes. Returns the entries, or
 /// `Ok(Err(n))` when `n` bytes from the end are needed.
-pub fn parse_header(name: &str, pack_len: u64, tail: &[u8]) -> Result<std::result::Result<Vec<BlobEntry>, usize>> {
+pub fn parse_header(
+    name: &str,
+    pack_len: u64,
+    tail: &[u8],
+) -> Result<std::result::Result<Vec<BlobEntry>, usize>> {
     let corrupt = |reason: &str| Error::Corrupt {
         name: name.to_string(),
         reason: reason.to_string(),
@@ -157,7 +168,8 @@ pub fn parse_header(name: &str, pack_len: u64, tail: &[u8]) -> Result<std::resul
     if tail.len() < TRAILER_LEN || &tail[tail.len() - 8..] != PACK_MAGIC {
         return Err(corrupt("not a pack (bad magic)"));
     }
-    let hlen = u32::from_le_bytes(tail[tail.len() - 12..tail.len() - 8].try_into().unwrap()) as usize;
+    let hlen =
+        u32::from_le_bytes(tail[tail.len() - 12..tail.len() - 8].try_into().unwrap()) as usize;
     let need = hlen + TRAILER_LEN;
     if need as u64 > pack_len {
         return Err(corrupt("header length exceeds pack size"));
@@ -232,10 +244,18 @@ mod tests {
         let b = vec![7u8; 10000];
         let bz = zstd::bulk::compress(&b, 1).unwrap();
         w.add(BlobKind::Data, Id::hash(&a), Compression::None, &a, a.len());
-        w.add(BlobKind::Tree, Id::hash(&b), Compression::Zstd, &bz, b.len());
+        w.add(
+            BlobKind::Tree,
+            Id::hash(&b),
+            Compression::Zstd,
+            &bz,
+            b.len(),
+        );
         let (id, bytes, entries) = w.finish();
         assert_eq!(id, Id::hash(&bytes));
-        let parsed = parse_header("p", bytes.len() as u64, &bytes).unwrap().unwrap();
+        let parsed = parse_header("p", bytes.len() as u64, &bytes)
+            .unwrap()
+            .unwrap();
         assert_eq!(parsed, entries);
         for e in &parsed {
             let s = &bytes[e.offset as usize..(e.offset + e.length) as usize];
@@ -246,7 +266,10 @@ mod tests {
         bad[3] ^= 1;
         let e = &parsed[0];
         let s = &bad[e.offset as usize..(e.offset + e.length) as usize];
-        assert!(matches!(open_blob(id, e, s), Err(Error::DamagedBlob { .. })));
+        assert!(matches!(
+            open_blob(id, e, s),
+            Err(Error::DamagedBlob { .. })
+        ));
         let mut badh = bytes.clone();
         let n = badh.len();
         badh[n - 20] ^= 1;

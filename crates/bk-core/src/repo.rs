@@ -144,7 +144,7 @@ impl Repository {
         match Repository::open(backend.clone()) {
             Err(Error::NoRepository(_)) => Repository::init(backend),
             Err(Error::NotARepository(loc, why)) => {
-                if backend.list("")?.is_empty() {
+                if backend.root_exists()? && backend.list("")?.is_empty() {
                     Repository::init(backend)
                 } else {
                     Err(Error::NotARepository(loc, why))
@@ -179,11 +179,15 @@ impl Repository {
     /// Read a pack's blob list from the pack itself.
     pub fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<BlobEntry>> {
         let guess = (64 * 1024u64).min(size);
-        let tail = self.backend.read_range(name, size - guess.min(size), guess.min(size))?;
+        let tail = self
+            .backend
+            .read_range(name, size - guess.min(size), guess.min(size))?;
         match pack::parse_header(name, size, &tail)? {
             Ok(e) => Ok(e),
             Err(need) => {
-                let tail = self.backend.read_range(name, size - need as u64, need as u64)?;
+                let tail = self
+                    .backend
+                    .read_range(name, size - need as u64, need as u64)?;
                 pack::parse_header(name, size, &tail)?.map_err(|_| Error::Corrupt {
                     name: name.to_string(),
                     reason: "header does not fit".into(),
@@ -213,7 +217,8 @@ impl Repository {
             return Ok(());
         }
         let (id, bytes) = index::encode(packs);
-        self.backend.write(&format!("index/{}", id.to_hex()), &bytes, false)
+        self.backend
+            .write(&format!("index/{}", id.to_hex()), &bytes, false)
     }
 
     /// Read and verify a blob.
@@ -290,8 +295,11 @@ impl Repository {
     /// backup visible.
     pub fn commit_snapshot(&self, snap: &Snapshot) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(snap).expect("snapshot serializes");
-        self.backend
-            .write(&snapshot::snapshot_name(&snap.dataset, snap.id), &bytes, true)
+        self.backend.write(
+            &snapshot::snapshot_name(&snap.dataset, snap.id),
+            &bytes,
+            true,
+        )
     }
 
     /// Take the exclusive lock. A lock whose owner is a dead process on this
@@ -465,7 +473,11 @@ mod tests {
         Repository::open_or_init_local(dir.path()).unwrap();
         let cfg = dir.path().join("config");
         let text = std::fs::read_to_string(&cfg).unwrap();
-        std::fs::write(&cfg, text.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("\"format_version\": 1", "\"format_version\": 99"),
+        )
+        .unwrap();
         let err = Repository::open_local(dir.path()).unwrap_err();
         assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");
     }

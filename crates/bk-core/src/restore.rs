@@ -138,14 +138,23 @@ fn check_tree(t: &Tree) -> Result<()> {
         if i > 0 && t.nodes[i - 1].name >= n.name {
             return Err(Error::Corrupt {
                 name: "tree".into(),
-                reason: format!("entries not sorted or duplicated at {:?}", display_path(&n.name)),
+                reason: format!(
+                    "entries not sorted or duplicated at {:?}",
+                    display_path(&n.name)
+                ),
             });
         }
     }
     Ok(())
 }
 
-fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut RestorePlan) -> Result<()> {
+fn add_node(
+    repo: &Repository,
+    idx: &Index,
+    prefix: &[u8],
+    n: Node,
+    plan: &mut RestorePlan,
+) -> Result<()> {
     let path = join(prefix, &n.name);
     match n.kind {
         NodeKind::Dir => {
@@ -168,7 +177,12 @@ fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut R
 }
 
 /// Plan the restore of `snap` (optionally one path of it).
-pub fn plan(repo: &Repository, idx: &Index, snap: &Snapshot, path: Option<&[u8]>) -> Result<RestorePlan> {
+pub fn plan(
+    repo: &Repository,
+    idx: &Index,
+    snap: &Snapshot,
+    path: Option<&[u8]>,
+) -> Result<RestorePlan> {
     let mut plan = RestorePlan::default();
     let comps: Vec<&[u8]> = path
         .unwrap_or(b"")
@@ -222,7 +236,12 @@ pub trait Target: Sync {
     /// Create a directory (parents exist). Existing directories are fine.
     fn create_dir(&self, path: &[u8]) -> io::Result<()>;
     /// Write a file from its chunks, atomically (temporary name, rename).
-    fn write_file(&self, path: &[u8], node: &Node, chunks: &mut dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<()>) -> Result<()>;
+    fn write_file(
+        &self,
+        path: &[u8],
+        node: &Node,
+        chunks: &mut dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<()>,
+    ) -> Result<()>;
     /// Create a hard link `path` to the already restored `existing`.
     fn hard_link(&self, existing: &[u8], path: &[u8]) -> io::Result<()>;
     /// Create a symlink or FIFO.
@@ -306,7 +325,10 @@ impl Target for LocalTarget {
                 if fs::symlink_metadata(&p)?.is_dir() {
                     Ok(())
                 } else {
-                    Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory"))
+                    Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "exists and is not a directory",
+                    ))
                 }
             }
             r => r,
@@ -332,10 +354,13 @@ impl Target for LocalTarget {
             let mut sink = |b: &[u8]| f.write_all(b);
             chunks(&mut sink)?;
             if self.is_root {
-                std::os::unix::fs::fchown(&f, Some(node.uid), Some(node.gid)).ctx("setting owner of", &dest)?;
+                std::os::unix::fs::fchown(&f, Some(node.uid), Some(node.gid))
+                    .ctx("setting owner of", &dest)?;
             }
-            f.set_permissions(fs::Permissions::from_mode(node.mode)).ctx("setting mode of", &dest)?;
-            filetime::set_file_handle_times(&f, None, Some(mtime_of(node))).ctx("setting mtime of", &dest)?;
+            f.set_permissions(fs::Permissions::from_mode(node.mode))
+                .ctx("setting mode of", &dest)?;
+            filetime::set_file_handle_times(&f, None, Some(mtime_of(node)))
+                .ctx("setting mtime of", &dest)?;
             drop(f);
             if self.overwrite {
                 self.clear(&dest, false).ctx("replacing", &dest)?;
@@ -398,7 +423,12 @@ fn mtime_of(n: &Node) -> FileTime {
 }
 
 /// Restore a snapshot of `dataset` into the local directory `out`.
-pub fn restore(repo: &Repository, dataset: &str, out: &Path, opts: &RestoreOptions) -> Result<RestoreReport> {
+pub fn restore(
+    repo: &Repository,
+    dataset: &str,
+    out: &Path,
+    opts: &RestoreOptions,
+) -> Result<RestoreReport> {
     let snaps = repo.snapshots(Some(dataset))?;
     let snap = select(dataset, &snaps, opts.select)?.clone();
     let idx = repo.load_index()?;
@@ -428,17 +458,29 @@ pub fn restore(repo: &Repository, dataset: &str, out: &Path, opts: &RestoreOptio
             });
         }
     }
-    Ok(RestoreReport { snapshot: snap, outcome })
+    Ok(RestoreReport {
+        snapshot: snap,
+        outcome,
+    })
 }
 
 /// Carry out a plan.
-pub fn execute(repo: &Repository, idx: &Index, plan: &RestorePlan, target: &dyn Target, threads: usize) -> Result<Outcome> {
+pub fn execute(
+    repo: &Repository,
+    idx: &Index,
+    plan: &RestorePlan,
+    target: &dyn Target,
+    threads: usize,
+) -> Result<Outcome> {
     let errors = Mutex::new(Vec::new());
     let fail = |path: &[u8], message: String| {
-        errors.lock().unwrap_or_else(|p| p.into_inner()).push(RestoreError {
-            path: display_path(path),
-            message,
-        });
+        errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RestoreError {
+                path: display_path(path),
+                message,
+            });
     };
     let mut others = 0u64;
     for d in &plan.dirs {
@@ -495,7 +537,10 @@ pub fn execute(repo: &Repository, idx: &Index, plan: &RestorePlan, target: &dyn 
                             bytes.fetch_add(written, Ordering::Relaxed);
                         }
                         Err(err) => {
-                            failed_files.lock().unwrap_or_else(|p| p.into_inner()).insert(i);
+                            failed_files
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(i);
                             fail(&e.path, err.to_string());
                         }
                     }
@@ -507,7 +552,10 @@ pub fn execute(repo: &Repository, idx: &Index, plan: &RestorePlan, target: &dyn 
     for (first, i) in links {
         let e = &plan.files[i];
         if failed_files.contains(&first) {
-            fail(&e.path, "not restored: the file it is a hard link of failed".into());
+            fail(
+                &e.path,
+                "not restored: the file it is a hard link of failed".into(),
+            );
             continue;
         }
         match target.hard_link(&plan.files[first].path, &e.path) {
@@ -547,4 +595,3 @@ pub fn read_file_content(repo: &Repository, idx: &Index, node: &Node) -> Result<
     }
     Ok(out)
 }
-

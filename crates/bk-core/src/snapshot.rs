@@ -159,10 +159,13 @@ pub fn select<'a>(dataset: &str, snaps: &'a [Snapshot], sel: Select) -> Result<&
     }
     match sel {
         Select::Latest => Ok(snaps.iter().max_by_key(|s| s.id).expect("non-empty")),
-        Select::Id(id) => snaps.iter().find(|s| s.id == id).ok_or(Error::NoSuchSnapshot {
-            dataset: dataset.to_string(),
-            id,
-        }),
+        Select::Id(id) => snaps
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(Error::NoSuchSnapshot {
+                dataset: dataset.to_string(),
+                id,
+            }),
         Select::Before(t) => snaps
             .iter()
             .filter(|s| s.time < t)
@@ -186,12 +189,19 @@ pub fn parse_time(s: &str) -> Result<DateTime<FixedOffset>> {
             .from_local_datetime(&n)
             .earliest()
             .map(|t| t.fixed_offset())
-            .ok_or_else(|| Error::Invalid(format!("time {s:?} does not exist in the local time zone")))
+            .ok_or_else(|| {
+                Error::Invalid(format!("time {s:?} does not exist in the local time zone"))
+            })
     };
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return local(d.and_hms_opt(0, 0, 0).expect("midnight"));
     }
-    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
             return local(n);
         }
@@ -264,7 +274,10 @@ mod tests {
             let d = dataset_dir(n);
             let enc = d.strip_prefix("snapshots/").unwrap();
             assert!(!enc.starts_with('.'));
-            assert!(enc.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.%".contains(&b)));
+            assert!(
+                enc.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.%".contains(&b))
+            );
             assert_eq!(decode_dataset_dir(enc).as_deref(), Some(n));
         }
         assert!(check_dataset_name("a/b").is_err());

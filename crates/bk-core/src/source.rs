@@ -183,7 +183,11 @@ impl LocalSource {
 
     fn ignored(&self, dir: &[u8], name: &[u8], is_dir: bool) -> bool {
         let full = self.path(dir).join(OsStr::from_bytes(name));
-        if self.excludes.matched_path_or_any_parents(&full, is_dir).is_ignore() {
+        if self
+            .excludes
+            .matched_path_or_any_parents(&full, is_dir)
+            .is_ignore()
+        {
             return true;
         }
         if !self.use_bkignore {
@@ -234,7 +238,8 @@ impl Source for LocalSource {
             EntryKind::Dir => Ok(meta),
             EntryKind::File => Err(Error::BadSource {
                 path: self.root.clone(),
-                reason: "it is a file, not a directory (back up the directory that holds it)".into(),
+                reason: "it is a file, not a directory (back up the directory that holds it)"
+                    .into(),
             }),
             EntryKind::Fifo => Err(Error::BadSource {
                 path: self.root.clone(),

@@ -89,11 +89,7 @@ impl Tree {
 
 /// Refuse names that could escape a directory when restored.
 pub fn check_name(name: &[u8]) -> Result<()> {
-    if name.is_empty()
-        || name == b"."
-        || name == b".."
-        || name.contains(&b'/')
-        || name.contains(&0)
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
     {
         return Err(Error::UnsafeName {
             name: String::from_utf8_lossy(name).into_owned(),

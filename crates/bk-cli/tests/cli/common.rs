@@ -16,11 +16,6 @@ pub fn bk() -> Command {
     c
 }
 
-/// Run bk with args; return the output (no assertion).
-pub fn run(args: &[&OsStr]) -> Output {
-    bk().args(args).output().expect("run bk")
-}
-
 pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
@@ -33,7 +28,12 @@ pub fn stderr(o: &Output) -> String {
 /// returns the parsed JSON summary.
 pub fn backup(repo: &Path, path: &Path, extra: &[&str], code: i32) -> serde_json::Value {
     let mut c = bk();
-    c.arg("backup").arg(path).arg("--repo").arg(repo).arg("--json").args(extra);
+    c.arg("backup")
+        .arg(path)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--json")
+        .args(extra);
     let o = c.output().unwrap();
     assert_eq!(
         o.status.code(),
@@ -42,7 +42,10 @@ pub fn backup(repo: &Path, path: &Path, extra: &[&str], code: i32) -> serde_json
         stderr(&o)
     );
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout))
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
     })
 }
 
@@ -105,7 +108,12 @@ fn walk(
     for ent in fs::read_dir(dir).unwrap() {
         let ent = ent.unwrap();
         let p = ent.path();
-        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let m = fs::symlink_metadata(&p).unwrap();
         let ft = m.file_type();
         let kind = if ft.is_dir() {
@@ -121,7 +129,11 @@ fn walk(
             }
             Kind::File(fs::read(&p).unwrap())
         };
-        let mode = if ft.is_symlink() { 0 } else { m.mode() & 0o7777 };
+        let mode = if ft.is_symlink() {
+            0
+        } else {
+            m.mode() & 0o7777
+        };
         out.insert(
             rel,
             Entry {
@@ -146,7 +158,10 @@ pub fn assert_same(expected: &Manifest, actual: &Manifest, what: &str) {
             std::mem::discriminant(&a.kind),
             "{what}: kind of {name:?}"
         );
-        assert!(e.kind == a.kind, "{what}: content or target of {name:?} differs");
+        assert!(
+            e.kind == a.kind,
+            "{what}: content or target of {name:?} differs"
+        );
         assert_eq!(e.mode, a.mode, "{what}: mode of {name:?}");
         assert_eq!(e.mtime, a.mtime, "{what}: mtime of {name:?}");
     }
@@ -181,7 +196,11 @@ pub fn path_of(root: &Path, rel: &[u8]) -> PathBuf {
 pub fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0, "mkfifo {p:?}");
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o640) },
+        0,
+        "mkfifo {p:?}"
+    );
 }
 
 /// Sum of the sizes of all pack files in a repository.

@@ -77,8 +77,11 @@ fn build(root: &Path, seed: u64) {
             }
             45..=62 => {
                 fs::create_dir(&p).unwrap();
-                fs::set_permissions(&p, fs::Permissions::from_mode(DIR_MODES[rng.below(4) as usize]))
-                    .unwrap();
+                fs::set_permissions(
+                    &p,
+                    fs::Permissions::from_mode(DIR_MODES[rng.below(4) as usize]),
+                )
+                .unwrap();
                 dirs.push(rel);
             }
             63..=72 => {
@@ -107,7 +110,10 @@ fn set_times(root: &Path, rng: &mut Rng) {
     // Deepest first, so setting a child never disturbs a parent set later.
     paths.sort_by_key(|p| std::cmp::Reverse(p.iter().filter(|&&b| b == b'/').count()));
     for rel in paths {
-        let t = FileTime::from_unix_time(1_000_000_000 + rng.below(800_000_000) as i64, rng.below(1_000_000_000) as u32);
+        let t = FileTime::from_unix_time(
+            1_000_000_000 + rng.below(800_000_000) as i64,
+            rng.below(1_000_000_000) as u32,
+        );
         filetime::set_symlink_file_times(path_of(root, rel), t, t).unwrap();
     }
 }
@@ -171,7 +177,11 @@ fn round_trip(seed: u64) {
         let out = tmp.path().join(format!("out{id}"));
         let o = restore(&repo, "data", &out, &[os("--id"), os(id)]);
         assert!(o.status.success(), "restore {id}: {}", stderr(&o));
-        assert_same(expected, &manifest(&out), &format!("seed {seed} snapshot {id}"));
+        assert_same(
+            expected,
+            &manifest(&out),
+            &format!("seed {seed} snapshot {id}"),
+        );
     }
     // A full backup of the unchanged tree yields the same tree again.
     let s2 = backup(&repo, &src, &["--full"], 0);
