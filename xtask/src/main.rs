@@ -1,1 +1,43 @@
-fn main(){}
+//! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`).
+
+use std::process::ExitCode;
+
+mod bench;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  bench    benchmark bk against restic and borg on a generated dataset
+           (`cargo xtask bench --help` for its options)
+  help     print this message
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match cmd.as_deref() {
+        Some("bench") => bench::run(rest),
+        Some("e2e") => Err(anyhow::anyhow!("`e2e` is not implemented yet")),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprint!("xtask: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

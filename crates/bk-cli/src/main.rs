@@ -115,6 +115,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Packs and chunk buffers are megabytes each. With glibc's adaptive
+    // threshold, freed ones stay in the heap and inflate the RSS; a fixed
+    // threshold keeps every large buffer in its own mapping, returned on free.
+    // SAFETY: mallopt only changes allocator tuning; called before any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

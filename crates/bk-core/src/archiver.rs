@@ -105,6 +105,13 @@ struct Shared<'a> {
     blobs_stored: AtomicU64,
 }
 
+/// A worker's zstd context and reusable output buffer.
+#[derive(Default)]
+struct Compress {
+    ctx: Option<zstd::bulk::Compressor<'static>>,
+    out: Vec<u8>,
+}
+
 struct Packer {
     kind: BlobKind,
     target: usize,
@@ -175,12 +182,7 @@ impl Shared<'_> {
     }
 
     /// Store a blob unless the repository (or this run) has it already.
-    fn store(
-        &self,
-        kind: BlobKind,
-        data: &[u8],
-        zc: &mut Option<zstd::bulk::Compressor<'static>>,
-    ) -> Result<Id> {
+    fn store(&self, kind: BlobKind, data: &[u8], zc: &mut Compress) -> Result<Id> {
         let id = Id::hash(data);
         if self.index.contains(&id) {
             return Ok(id);
@@ -193,22 +195,22 @@ impl Shared<'_> {
         {
             return Ok(id);
         }
-        let compressor = match zc {
+        let compressor = match &mut zc.ctx {
             Some(c) => c,
-            None => zc.insert(
+            None => zc.ctx.insert(
                 zstd::bulk::Compressor::new(self.level)
                     .map_err(|e| Error::Invalid(format!("zstd: {e}")))?,
             ),
         };
-        let compressed = compressor
-            .compress(data)
-            .map_err(|e| Error::Invalid(format!("zstd: {e}")))?;
         // Keep the compressed form only when it saves something worth the
-        // decompression on restore.
-        let (comp, stored) = if compressed.len() + data.len() / 64 < data.len() {
-            (Compression::Zstd, &compressed[..])
-        } else {
-            (Compression::None, data)
+        // decompression on restore: the output buffer is capped so that zstd
+        // gives up as soon as it would not.
+        let limit = data.len() - data.len() / 64;
+        zc.out.clear();
+        zc.out.reserve(limit);
+        let (comp, stored) = match compressor.compress_to_buffer(data, &mut zc.out) {
+            Ok(n) if n < limit && !data.is_empty() => (Compression::Zstd, &zc.out[..n]),
+            _ => (Compression::None, data),
         };
         let packer = match kind {
             BlobKind::Data => &self.data,
@@ -412,7 +414,7 @@ fn read_file(
     source: &dyn Source,
     job: &Job,
     chunker: &mut Chunker,
-    zc: &mut Option<zstd::bulk::Compressor<'static>>,
+    zc: &mut Compress,
     progress: &dyn Progress,
 ) -> std::result::Result<(JobResult, Option<String>), String> {
     let mut meta = job.meta.clone();
@@ -466,7 +468,7 @@ struct Builder<'s, 'a> {
     results: Vec<Option<JobResult>>,
     new_trees: HashMap<Id, Tree>,
     stats: Stats,
-    zc: Option<zstd::bulk::Compressor<'static>>,
+    zc: Compress,
 }
 
 impl Builder<'_, '_> {
@@ -568,7 +570,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     progress.scanned(files, jobs.len() as u64, bytes_to_read);
 
     let cfg = repo.config();
-    let (tx, rx) = bounded::<PackWriter>(1);
+    let (tx, rx) = bounded::<PackWriter>(0);
     let shared = Shared {
         repo,
         index: &index,
@@ -611,7 +613,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
             .map(|_| {
                 s.spawn(|| {
                     let mut chunker = Chunker::new(cfg.chunker);
-                    let mut zc = None;
+                    let mut zc = Compress::default();
                     loop {
                         if shared.failed.load(Ordering::Relaxed) {
                             return;
@@ -657,7 +659,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
             results: std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner())),
             new_trees: HashMap::new(),
             stats: Stats::default(),
-            zc: None,
+            zc: Compress::default(),
         };
         let built = if shared.failed.load(Ordering::SeqCst) {
             Err(Error::Invalid("aborted".into()))
@@ -699,7 +701,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         }
     };
     if let Some(p) = parent {
-        diff_trees(
+        // Best effort: counts stay zero if a parent tree cannot be read.
+        let _ = diff_trees(
             &mut load,
             Some(&p.tree),
             Some(&root_tree),
@@ -712,8 +715,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
                     }
                 }
             },
-        )
-        .or_else(|_| -> Result<()> { Ok(()) })?;
+        );
     } else {
         stats.added = stats.files + stats.others;
     }

@@ -239,11 +239,7 @@ impl Backend for LocalBackend {
                 let is_tmp = ent.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
                 match ent.file_type() {
                     Ok(ft) if ft.is_dir() => stack.push(p),
-                    Ok(_) if is_tmp => {
-                        if fs::remove_file(&p).is_ok() {
-                            n += 1;
-                        }
-                    }
+                    Ok(_) if is_tmp && fs::remove_file(&p).is_ok() => n += 1,
                     _ => {}
                 }
             }

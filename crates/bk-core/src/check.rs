@@ -99,10 +99,14 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                 }
             };
             r.packs_read += 1;
-            if Id::hash(&bytes) != *id {
-                r.errors.push(format!(
-                    "pack {name}: content does not match its name (damaged)"
-                ));
+            match pack::parse_header_with_id(name, bytes.len() as u64, &bytes) {
+                Ok(Ok((hid, _))) if hid == *id => {}
+                Ok(Ok(_)) => r.errors.push(format!(
+                    "pack {name}: header does not match its name (damaged)"
+                )),
+                Ok(Err(_)) | Err(_) => r
+                    .errors
+                    .push(format!("pack {name}: header unreadable (damaged)")),
             }
             for e in entries {
                 let start = e.offset as usize;

@@ -2,7 +2,9 @@
 //!
 //! Layout: `blob bytes … | header | header length (u32 LE) | "BKPACK01"`.
 //! The header holds one [`BlobEntry`] per blob plus a blake3 of the header.
-//! A pack's name is the blake3 of the whole file.
+//! A pack's name is that blake3 of its header: the header lists the id of
+//! every blob, and every blob is verified against its id when read, so the
+//! name covers the whole pack without hashing its data a second time.
 
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -139,13 +141,12 @@ impl PackWriter {
         for e in &self.entries {
             e.encode(&mut header);
         }
-        let h = Id::hash(&header);
-        header.extend_from_slice(&h.0);
+        let id = Id::hash(&header);
+        header.extend_from_slice(&id.0);
         self.buf.extend_from_slice(&header);
         self.buf
             .extend_from_slice(&(header.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(PACK_MAGIC);
-        let id = Id::hash(&self.buf);
         (id, self.buf, self.entries)
     }
 }
@@ -161,6 +162,15 @@ pub fn parse_header(
     pack_len: u64,
     tail: &[u8],
 ) -> Result<std::result::Result<Vec<BlobEntry>, usize>> {
+    parse_header_with_id(name, pack_len, tail).map(|r| r.map(|(_, e)| e))
+}
+
+/// Like [`parse_header`], also returning the pack id the header hashes to.
+pub fn parse_header_with_id(
+    name: &str,
+    pack_len: u64,
+    tail: &[u8],
+) -> Result<std::result::Result<(Id, Vec<BlobEntry>), usize>> {
     let corrupt = |reason: &str| Error::Corrupt {
         name: name.to_string(),
         reason: reason.to_string(),
@@ -182,7 +192,8 @@ pub fn parse_header(
         return Err(corrupt("header too short"));
     }
     let (body, sum) = header.split_at(header.len() - 32);
-    if Id::hash(body).0 != sum {
+    let id = Id::hash(body);
+    if id.0 != sum {
         return Err(corrupt("header checksum mismatch"));
     }
     let n = u32::from_le_bytes(body[..4].try_into().unwrap()) as usize;
@@ -198,7 +209,7 @@ pub fn parse_header(
         }
         entries.push(e);
     }
-    Ok(Ok(entries))
+    Ok(Ok((id, entries)))
 }
 
 /// Turn a stored blob back into plaintext and verify it against its id.
@@ -252,7 +263,10 @@ mod tests {
             b.len(),
         );
         let (id, bytes, entries) = w.finish();
-        assert_eq!(id, Id::hash(&bytes));
+        let (hid, _) = parse_header_with_id("p", bytes.len() as u64, &bytes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, hid);
         let parsed = parse_header("p", bytes.len() as u64, &bytes)
             .unwrap()
             .unwrap();

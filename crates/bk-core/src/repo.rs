@@ -124,7 +124,7 @@ impl Repository {
             id: Id::hash(&seed).to_hex(),
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
-            zstd_level: 3,
+            zstd_level: 1,
         };
         let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
         match backend.write("config", &bytes, true) {

@@ -231,17 +231,17 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Receives a file's content, piece by piece.
+pub type WriteChunk<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
+/// Feeds a file's content, in order, to a [`WriteChunk`].
+pub type ChunkFeed<'a> = dyn FnMut(&mut WriteChunk<'_>) -> Result<()> + 'a;
+
 /// Where a restore writes. A local directory now; FTP later.
 pub trait Target: Sync {
     /// Create a directory (parents exist). Existing directories are fine.
     fn create_dir(&self, path: &[u8]) -> io::Result<()>;
     /// Write a file from its chunks, atomically (temporary name, rename).
-    fn write_file(
-        &self,
-        path: &[u8],
-        node: &Node,
-        chunks: &mut dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<()>,
-    ) -> Result<()>;
+    fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()>;
     /// Create a hard link `path` to the already restored `existing`.
     fn hard_link(&self, existing: &[u8], path: &[u8]) -> io::Result<()>;
     /// Create a symlink or FIFO.
@@ -335,12 +335,7 @@ impl Target for LocalTarget {
         }
     }
 
-    fn write_file(
-        &self,
-        path: &[u8],
-        node: &Node,
-        chunks: &mut dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> Result<()>,
-    ) -> Result<()> {
+    fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()> {
         let dest = self.path(path);
         let tmp = self.temp_path(path);
         let mut f = OpenOptions::new()
