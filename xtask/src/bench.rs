@@ -156,7 +156,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let Some(opts) = parse_args(args)? else {
         return Ok(());
     };
-    let root = workspace_root();
+    let root = crate::workspace_root();
     let mut notes = Vec::new();
 
     // Peers first: a missing tool should be reported before a long build.
@@ -743,11 +743,6 @@ fn report(ctx: &Ctx, runners: &[Runner], info: &Info) -> (String, Value) {
 }
 
 // ---------------------------------------------------------------- setup
-
-fn workspace_root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().unwrap_or(xtask).to_path_buf()
-}
 
 fn build_bk(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

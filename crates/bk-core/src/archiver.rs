@@ -729,7 +729,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         dataset: opts.dataset.clone(),
         id: next_id,
         time,
-        full: opts.full,
+        // The first snapshot of a dataset reads everything: it is full.
+        full: opts.full || parent.is_none(),
         parent: parent.map(|p| p.id),
         tree: root_tree,
         root: RootMeta {
