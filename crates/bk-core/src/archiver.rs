@@ -748,3 +748,113 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     repo.commit_snapshot(&snap)?;
     Ok(snap)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, OpenOptions};
+    use std::io::{Read, Write};
+    use std::path::PathBuf;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::source::{LocalSource, SourceEntry, SourceFile};
+
+    /// A local source whose files really change on disk while bk reads
+    /// them: the first `changes` opens append to the file after the first
+    /// read call (a real writer racing the backup, made deterministic).
+    struct Racing {
+        inner: LocalSource,
+        root: PathBuf,
+        changes: usize,
+        opened: AtomicUsize,
+    }
+
+    struct RacingFile {
+        f: Box<dyn SourceFile>,
+        path: Option<PathBuf>,
+    }
+
+    impl Read for RacingFile {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.f.read(buf)?;
+            if let Some(p) = self.path.take() {
+                let mut w = OpenOptions::new().append(true).open(&p)?;
+                w.write_all(b" and more")?;
+                let t = filetime::FileTime::from_unix_time(2_000_000_000 + n as i64, 7);
+                filetime::set_file_mtime(&p, t)?;
+            }
+            Ok(n)
+        }
+    }
+
+    impl SourceFile for RacingFile {
+        fn meta_now(&self) -> Option<EntryMeta> {
+            self.f.meta_now()
+        }
+    }
+
+    impl Source for Racing {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn root(&self) -> Result<EntryMeta> {
+            self.inner.root()
+        }
+        fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+            self.inner.list(dir)
+        }
+        fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>> {
+            let n = self.opened.fetch_add(1, Ordering::SeqCst);
+            let f = self.inner.open(path)?;
+            let path =
+                (n < self.changes).then(|| self.root.join(String::from_utf8_lossy(path).as_ref()));
+            Ok(Box::new(RacingFile { f, path }))
+        }
+        fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
+            self.inner.read_link(path)
+        }
+    }
+
+    fn run(changes: usize) -> (Snapshot, Vec<u8>, Vec<u8>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("f"), b"start").unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = Racing {
+            inner: LocalSource::new(&root, &[]).unwrap(),
+            root: root.clone(),
+            changes,
+            opened: AtomicUsize::new(0),
+        };
+        let snap = backup(&repo, &src, &BackupOptions::new("d")).unwrap();
+        let idx = repo.load_index().unwrap();
+        let tree = repo.read_tree(&idx, &snap.tree).unwrap();
+        let node = tree.find(b"f").unwrap().clone();
+        let stored = crate::restore::read_file_content(&repo, &idx, &node).unwrap();
+        (snap, stored, fs::read(root.join("f")).unwrap())
+    }
+
+    #[test]
+    fn file_changed_once_while_read_is_reread() {
+        let (snap, stored, now) = run(1);
+        assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
+        assert_eq!(stored, now, "the re-read sees the finished write");
+        assert_eq!(stored, b"start and more");
+    }
+
+    #[test]
+    fn file_changing_on_every_read_is_recorded_with_a_warning() {
+        let (snap, stored, now) = run(usize::MAX);
+        assert_eq!(snap.warnings.len(), 1, "{:?}", snap.warnings);
+        assert_eq!(snap.warnings[0].path, "f");
+        assert!(
+            snap.warnings[0]
+                .message
+                .contains("changed while it was read")
+        );
+        // What was stored is the second read, to its end.
+        assert_eq!(stored, now);
+        assert_eq!(stored, b"start and more and more");
+    }
+}

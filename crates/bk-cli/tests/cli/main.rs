@@ -6,5 +6,6 @@ mod badinput;
 mod corrupt;
 mod crash;
 mod dedup;
+mod listing;
 mod roundtrip;
 mod select;
