@@ -1,0 +1,828 @@
+//! One FTP/FTPS connection.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use suppaftp::rustls::ClientConfig;
+use suppaftp::rustls::pki_types::pem::PemObject;
+use suppaftp::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use suppaftp::types::FileType;
+use suppaftp::{Mode, RustlsConnector, RustlsFtpStream, Status};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::list::{self, EntryKind, Precision, RemoteEntry};
+use crate::url::{self, FtpUrl, Scheme};
+
+/// TLS settings for `ftps://`.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// Trust this CA or server certificate (PEM) in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (self-signed servers). Explicit opt-out: the
+    /// connection is encrypted but the server is not authenticated.
+    pub accept_invalid_certs: bool,
+    /// Offer TLS 1.2 only. vsftpd's default `require_ssl_reuse=YES` needs the
+    /// data connection to resume the control connection's session, which
+    /// TLS 1.3's single-use tickets cannot do; TLS 1.2 session ids can.
+    pub tls12_only: bool,
+}
+
+/// Connection settings. `Default` gives sane values; setters chain.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FtpConfig {
+    /// Timeout for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Timeout for every read or write on the control and data connections.
+    pub io_timeout: Duration,
+    /// TLS settings (used by `ftps://`).
+    pub tls: TlsOptions,
+    /// Parallel connections for tree transfers.
+    pub connections: usize,
+    /// Attempts for an operation that fails transiently (reconnecting in between).
+    pub retries: u32,
+    /// First backoff delay; doubled after each failure.
+    pub backoff: Duration,
+}
+
+impl Default for FtpConfig {
+    fn default() -> Self {
+        FtpConfig {
+            connect_timeout: Duration::from_secs(15),
+            io_timeout: Duration::from_secs(60),
+            tls: TlsOptions::default(),
+            connections: 4,
+            retries: 5,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+impl FtpConfig {
+    /// Number of parallel connections (at least 1).
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+    /// Trust this CA or certificate file (PEM).
+    pub fn ca_file(mut self, p: impl Into<PathBuf>) -> Self {
+        self.tls.ca_file = Some(p.into());
+        self
+    }
+    /// Accept any server certificate.
+    pub fn accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.tls.accept_invalid_certs = yes;
+        self
+    }
+    /// Offer only TLS 1.2.
+    pub fn tls12_only(mut self, yes: bool) -> Self {
+        self.tls.tls12_only = yes;
+        self
+    }
+    /// Connect and I/O timeouts.
+    pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.io_timeout = io;
+        self
+    }
+    /// Retry count and first backoff.
+    pub fn retries(mut self, n: u32, backoff: Duration) -> Self {
+        self.retries = n.max(1);
+        self.backoff = backoff;
+        self
+    }
+}
+
+/// What the server announced in `FEAT`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Features {
+    /// MLSD listings.
+    pub mlsd: bool,
+    /// MLST single-entry facts.
+    pub mlst: bool,
+    /// MDTM (read mtime).
+    pub mdtm: bool,
+    /// MFMT (set mtime).
+    pub mfmt: bool,
+    /// SIZE.
+    pub size: bool,
+    /// REST STREAM (resume).
+    pub rest_stream: bool,
+    /// UTF8.
+    pub utf8: bool,
+    /// EPSV.
+    pub epsv: bool,
+}
+
+/// How this server lets us set a file's mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetMtime {
+    Unknown,
+    Mfmt,
+    MdtmWrite,
+    Unsupported,
+}
+
+/// One logged-in FTP connection.
+pub struct FtpClient {
+    stream: RustlsFtpStream,
+    url: FtpUrl,
+    features: Features,
+    set_mtime: SetMtime,
+}
+
+impl std::fmt::Debug for FtpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpClient")
+            .field("url", &self.url)
+            .field("features", &self.features)
+            .finish()
+    }
+}
+
+fn tls_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
+    let provider = Arc::new(suppaftp::rustls::crypto::ring::default_provider());
+    let versions: &[&suppaftp::rustls::SupportedProtocolVersion] = if opts.tls12_only {
+        &[&suppaftp::rustls::version::TLS12]
+    } else {
+        &[
+            &suppaftp::rustls::version::TLS13,
+            &suppaftp::rustls::version::TLS12,
+        ]
+    };
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| Error::new(ErrorKind::Tls, "configuring TLS", e.to_string()))?;
+    let config = if opts.accept_invalid_certs {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = suppaftp::rustls::RootCertStore::empty();
+        for c in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(c);
+        }
+        if let Some(ca) = &opts.ca_file {
+            let certs = CertificateDer::pem_file_iter(ca).map_err(|e| {
+                Error::new(ErrorKind::Tls, "reading CA file", e.to_string())
+                    .path(ca.display().to_string())
+            })?;
+            for c in certs {
+                let c = c.map_err(|e| {
+                    Error::new(ErrorKind::Tls, "reading CA file", e.to_string())
+                        .path(ca.display().to_string())
+                })?;
+                roots.add(c).map_err(|e| {
+                    Error::new(ErrorKind::Tls, "reading CA file", e.to_string())
+                        .path(ca.display().to_string())
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// Accepts every certificate (explicit opt-out), still checking signatures.
+#[derive(Debug)]
+struct AcceptAny(Arc<suppaftp::rustls::crypto::CryptoProvider>);
+
+impl suppaftp::rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<
+        suppaftp::rustls::client::danger::ServerCertVerified,
+        suppaftp::rustls::Error,
+    > {
+        Ok(suppaftp::rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &suppaftp::rustls::DigitallySignedStruct,
+    ) -> std::result::Result<
+        suppaftp::rustls::client::danger::HandshakeSignatureValid,
+        suppaftp::rustls::Error,
+    > {
+        suppaftp::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &suppaftp::rustls::DigitallySignedStruct,
+    ) -> std::result::Result<
+        suppaftp::rustls::client::danger::HandshakeSignatureValid,
+        suppaftp::rustls::Error,
+    > {
+        suppaftp::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<suppaftp::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn resolve(url: &FtpUrl) -> Result<SocketAddr> {
+    url.addr()
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::new(ErrorKind::Transient, "resolving", e.to_string()).path(url.host.clone())
+        })?
+        .next()
+        .ok_or_else(|| {
+            Error::new(ErrorKind::Invalid, "resolving", "no address").path(url.host.clone())
+        })
+}
+
+impl FtpClient {
+    /// Connect, secure (for `ftps://`), log in, read `FEAT`, switch to
+    /// binary mode and UTF-8 names. The password is `url.password`.
+    pub fn connect(url: &FtpUrl, config: &FtpConfig) -> Result<FtpClient> {
+        let addr = resolve(url)?;
+        let io = config.io_timeout;
+        let ct = config.connect_timeout;
+        let tcp = TcpStream::connect_timeout(&addr, ct)
+            .map_err(|e| Error::io("connecting to", &url.addr(), e))?;
+        tcp.set_read_timeout(Some(io)).ok();
+        tcp.set_write_timeout(Some(io)).ok();
+        let mut stream = RustlsFtpStream::connect_with_stream(tcp)
+            .map_err(|e| connect_error(e, url))?
+            .passive_stream_builder(move |a: SocketAddr| {
+                let s = TcpStream::connect_timeout(&a, ct)
+                    .map_err(suppaftp::FtpError::ConnectionError)?;
+                s.set_read_timeout(Some(io)).ok();
+                s.set_write_timeout(Some(io)).ok();
+                Ok(s)
+            });
+        if url.scheme == Scheme::Ftps {
+            let cfg = tls_config(&config.tls)?;
+            stream = stream
+                .into_secure(RustlsConnector::from(cfg), &url.host)
+                .map_err(|e| Error::ftp("starting TLS with", Some(&url.addr()), e))?;
+        }
+        let password = url.password.as_ref().map(|p| p.expose()).unwrap_or("");
+        stream.login(url.user.as_str(), password).map_err(|e| {
+            let mut err = Error::ftp("logging in to", Some(&url.addr()), e);
+            if err.code == Some(530) || err.code == Some(430) {
+                err.kind = ErrorKind::Auth;
+                err.text = format!("login refused for user {:?} ({})", url.user, err.text);
+            }
+            err
+        })?;
+        let features = match stream.feat() {
+            Ok(map) => {
+                let has = |k: &str| map.keys().any(|x| x.eq_ignore_ascii_case(k));
+                Features {
+                    mlsd: has("MLSD") || has("MLST"),
+                    mlst: has("MLST"),
+                    mdtm: has("MDTM"),
+                    mfmt: has("MFMT"),
+                    size: has("SIZE"),
+                    rest_stream: has("REST")
+                        || map
+                            .keys()
+                            .any(|k| k.to_ascii_uppercase().starts_with("REST")),
+                    utf8: has("UTF8"),
+                    epsv: has("EPSV"),
+                }
+            }
+            Err(_) => Features::default(),
+        };
+        if features.utf8 {
+            let _ = stream.opts("UTF8", Some("ON"));
+        }
+        stream
+            .transfer_type(FileType::Binary)
+            .map_err(|e| Error::ftp("setting binary mode on", Some(&url.addr()), e))?;
+        if features.epsv {
+            stream.set_mode(Mode::ExtendedPassive);
+        } else {
+            // The control connection's address, not the one a (possibly
+            // NATed) server announces in its PASV reply.
+            stream.set_passive_nat_workaround(true);
+        }
+        let set_mtime = if features.mfmt {
+            SetMtime::Mfmt
+        } else {
+            SetMtime::Unknown
+        };
+        Ok(FtpClient {
+            stream,
+            url: url.clone(),
+            features,
+            set_mtime,
+        })
+    }
+
+    /// The URL this client is connected to (without the password when shown).
+    pub fn url(&self) -> &FtpUrl {
+        &self.url
+    }
+
+    /// The server's capabilities.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// Send NOOP; `Ok` means the connection is alive.
+    pub fn noop(&mut self) -> Result<()> {
+        self.stream
+            .noop()
+            .map_err(|e| Error::ftp("pinging", None, e))
+    }
+
+    /// List a directory: MLSD when available, else LIST.
+    pub fn list(&mut self, dir: &str) -> Result<Vec<RemoteEntry>> {
+        let dir = url::normalize(dir);
+        if self.features.mlsd {
+            let lines = self
+                .stream
+                .mlsd(Some(&dir))
+                .map_err(|e| Error::ftp("listing", Some(&dir), e))?;
+            Ok(lines
+                .iter()
+                .filter_map(|l| list::parse_mlsd(l))
+                .filter(|e| e.name != "." && e.name != "..")
+                .collect())
+        } else {
+            self.list_with_list(&dir)
+        }
+    }
+
+    /// List a directory with LIST (forcing the fallback path).
+    pub fn list_with_list(&mut self, dir: &str) -> Result<Vec<RemoteEntry>> {
+        let dir = url::normalize(dir);
+        // CWD first: a path argument to LIST is taken as flags by some
+        // servers when a name starts with '-', and globbed by others.
+        self.stream
+            .cwd(&dir)
+            .map_err(|e| Error::ftp("listing", Some(&dir), e))?;
+        let lines = self
+            .stream
+            .list(None)
+            .map_err(|e| Error::ftp("listing", Some(&dir), e));
+        let _ = self.stream.cwd("/");
+        let now = SystemTime::now();
+        Ok(lines?
+            .iter()
+            .filter_map(|l| list::parse_list(l, now))
+            .collect())
+    }
+
+    /// Facts about one path, or `None` when it does not exist.
+    pub fn stat(&mut self, path: &str) -> Result<Option<RemoteEntry>> {
+        let path = url::normalize(path);
+        if self.features.mlst {
+            match self.stream.mlst(Some(&path)) {
+                Ok(line) => {
+                    let fact_line = line
+                        .lines()
+                        .map(str::trim_start)
+                        .find(|l| l.contains('=') && l.contains("; "));
+                    if let Some(mut e) = fact_line.and_then(list::parse_mlsd) {
+                        e.name = url::file_name(&path).to_string();
+                        return Ok(Some(e));
+                    }
+                }
+                Err(e) => {
+                    let err = Error::ftp("inspecting", Some(&path), e);
+                    if err.code != Some(550)
+                        && err.code != Some(501)
+                        && err.kind != ErrorKind::Unsupported
+                    {
+                        return Err(err);
+                    }
+                    // 550 may also be libunftp's answer for a valid path:
+                    // SIZE and the parent's listing below decide.
+                }
+            }
+        }
+        match self.stream.size(&path) {
+            Ok(size) => {
+                let mtime = self
+                    .stream
+                    .mdtm(&path)
+                    .ok()
+                    .and_then(|t| list::parse_timeval(&t.format("%Y%m%d%H%M%S").to_string()));
+                Ok(Some(RemoteEntry {
+                    name: url::file_name(&path).to_string(),
+                    kind: EntryKind::File,
+                    size: size as u64,
+                    mtime,
+                    precision: Precision::Exact,
+                    mode: None,
+                    target: None,
+                }))
+            }
+            Err(e) => {
+                let err = Error::ftp("inspecting", Some(&path), e);
+                if err.code == Some(550) {
+                    // Not a file; maybe a directory.
+                    let parent = url::parent(&path).to_string();
+                    let name = url::file_name(&path).to_string();
+                    if path == "/" {
+                        return Ok(Some(dir_entry("/")));
+                    }
+                    match self.list(&parent) {
+                        Ok(entries) => Ok(entries.into_iter().find(|e| e.name == name)),
+                        Err(e) if e.code == Some(550) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Size of a remote file (SIZE).
+    pub fn size(&mut self, path: &str) -> Result<u64> {
+        self.stream
+            .size(path)
+            .map(|s| s as u64)
+            .map_err(|e| Error::ftp("reading the size of", Some(path), e))
+    }
+
+    /// Modification time of a remote file (MDTM, UTC).
+    pub fn mtime(&mut self, path: &str) -> Result<SystemTime> {
+        let r = self
+            .stream
+            .custom_command(format!("MDTM {path}"), &[Status::File])
+            .map_err(|e| Error::ftp("reading the mtime of", Some(path), e))?;
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        let v = body.trim().trim_start_matches("213").trim();
+        list::parse_timeval(v).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Protocol,
+                "reading the mtime of",
+                format!("unreadable MDTM reply {body:?}"),
+            )
+            .path(path)
+        })
+    }
+
+    /// Set a remote file's mtime: MFMT, or vsftpd's `MDTM time path`.
+    /// Returns `Ok(false)` when the server supports neither.
+    pub fn set_mtime(&mut self, path: &str, t: SystemTime) -> Result<bool> {
+        let tv = list::format_timeval(t);
+        for attempt in [SetMtime::Mfmt, SetMtime::MdtmWrite] {
+            if self.set_mtime != SetMtime::Unknown && self.set_mtime != attempt {
+                continue;
+            }
+            let cmd = match attempt {
+                SetMtime::Mfmt => format!("MFMT {tv} {path}"),
+                _ => format!("MDTM {tv} {path}"),
+            };
+            match self
+                .stream
+                .custom_command(cmd, &[Status::File, Status::RequestedFileActionOk])
+            {
+                Ok(_) => {
+                    self.set_mtime = attempt;
+                    return Ok(true);
+                }
+                Err(e) => {
+                    let err = Error::ftp("setting the mtime of", Some(path), e);
+                    let probing = self.set_mtime == SetMtime::Unknown;
+                    match err.code {
+                        Some(500 | 501 | 502 | 504) if probing => continue,
+                        // A server without the two-argument MDTM reads the
+                        // whole line as a path that does not exist.
+                        Some(550) if probing && attempt == SetMtime::MdtmWrite => {}
+                        Some(500 | 501 | 502 | 504) => {}
+                        _ => return Err(err),
+                    }
+                }
+            }
+        }
+        self.set_mtime = SetMtime::Unsupported;
+        Ok(false)
+    }
+
+    /// Create one directory.
+    pub fn mkdir(&mut self, path: &str) -> Result<()> {
+        self.stream
+            .mkdir(path)
+            .map_err(|e| Error::ftp("creating directory", Some(path), e))
+    }
+
+    /// Create a directory and its missing parents (`mkdir -p`).
+    pub fn mkdir_all(&mut self, path: &str) -> Result<()> {
+        let path = url::normalize(path);
+        if path == "/" {
+            return Ok(());
+        }
+        match self.stream.mkdir(&path) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let err = Error::ftp("creating directory", Some(&path), e);
+                if err.is_transient() {
+                    return Err(err);
+                }
+            }
+        }
+        // Exists already, or a parent is missing.
+        if self.is_dir(&path)? {
+            return Ok(());
+        }
+        self.mkdir_all(url::parent(&path))?;
+        match self.stream.mkdir(&path) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = Error::ftp("creating directory", Some(&path), e);
+                if self.is_dir(&path)? {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    fn is_dir(&mut self, path: &str) -> Result<bool> {
+        match self.stream.cwd(path) {
+            Ok(()) => {
+                let _ = self.stream.cwd("/");
+                Ok(true)
+            }
+            Err(e) => {
+                let err = Error::ftp("inspecting", Some(path), e);
+                if err.is_transient() {
+                    Err(err)
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    /// Delete a file.
+    pub fn remove_file(&mut self, path: &str) -> Result<()> {
+        self.stream
+            .rm(path)
+            .map_err(|e| Error::ftp("deleting", Some(path), e))
+    }
+
+    /// Delete an empty directory.
+    pub fn remove_dir(&mut self, path: &str) -> Result<()> {
+        self.stream
+            .rmdir(path)
+            .map_err(|e| Error::ftp("removing directory", Some(path), e))
+    }
+
+    /// Delete a directory tree (or a file).
+    pub fn remove_all(&mut self, path: &str) -> Result<()> {
+        let path = url::normalize(path);
+        let entries = match self.list(&path) {
+            Ok(e) => e,
+            Err(e) if e.code == Some(550) => return self.remove_file(&path),
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let p = url::join(&path, &e.name);
+            match e.kind {
+                EntryKind::Dir => self.remove_all(&p)?,
+                _ => self.remove_file(&p)?,
+            }
+        }
+        self.remove_dir(&path)
+    }
+
+    /// Rename (RNFR/RNTO). Most servers replace an existing target.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        self.stream
+            .rename(from, to)
+            .map_err(|e| Error::ftp("renaming", Some(&format!("{from} to {to}")), e))
+    }
+
+    /// Stream `reader` into `remote` (STOR), starting at `offset` (REST) when
+    /// non-zero. Returns the bytes sent. Memory stays bounded.
+    pub fn upload_stream(
+        &mut self,
+        reader: &mut dyn Read,
+        remote: &str,
+        offset: u64,
+    ) -> Result<u64> {
+        if offset > 0 {
+            self.stream
+                .resume_transfer(offset as usize)
+                .map_err(|e| Error::ftp("resuming", Some(remote), e))?;
+        }
+        let mut w = self
+            .stream
+            .put_with_stream(remote)
+            .map_err(|e| Error::ftp("uploading", Some(remote), e))?;
+        let n = copy(reader, &mut w).map_err(|e| match e {
+            CopyError::Read(e) => {
+                Error::new(ErrorKind::LocalIo, "reading", e.to_string()).path(remote)
+            }
+            CopyError::Write(e) => Error::io("uploading", remote, e),
+        })?;
+        w.finish()
+            .map_err(|e| Error::ftp("uploading", Some(remote), e))?;
+        Ok(n)
+    }
+
+    /// Stream `remote` into `writer` (RETR), starting at `offset` (REST).
+    pub fn download_stream(
+        &mut self,
+        remote: &str,
+        writer: &mut dyn Write,
+        offset: u64,
+    ) -> Result<u64> {
+        if offset > 0 {
+            self.stream
+                .resume_transfer(offset as usize)
+                .map_err(|e| Error::ftp("resuming", Some(remote), e))?;
+        }
+        let mut r = self
+            .stream
+            .retr_as_stream(remote)
+            .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
+        let n = copy(&mut r, writer).map_err(|e| match e {
+            CopyError::Read(e) => Error::io("downloading", remote, e),
+            CopyError::Write(e) => {
+                Error::new(ErrorKind::LocalIo, "writing", e.to_string()).path(remote)
+            }
+        })?;
+        r.finish()
+            .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
+        Ok(n)
+    }
+
+    /// Upload a local file atomically: to a temporary name beside the
+    /// target (resuming a previous partial upload of it with REST when the
+    /// server supports it), confirm its size with SIZE, rename into place,
+    /// then set the remote mtime to the local one where the server allows.
+    /// Returns the bytes sent (less than the file's size after a resume).
+    pub fn put_file(&mut self, local: &Path, remote: &str) -> Result<u64> {
+        let meta = fs::metadata(local).map_err(|e| Error::local("reading", local, e))?;
+        let len = meta.len();
+        let tmp = temp_name(remote);
+        let mut offset = 0;
+        if self.features.rest_stream
+            && let Ok(partial) = self.stream.size(&tmp)
+            && (partial as u64) < len
+        {
+            offset = partial as u64;
+        }
+        let mut f = File::open(local).map_err(|e| Error::local("opening", local, e))?;
+        if offset > 0 {
+            use std::io::Seek;
+            f.seek(io::SeekFrom::Start(offset))
+                .map_err(|e| Error::local("reading", local, e))?;
+        }
+        self.upload_stream(&mut f, &tmp, offset)?;
+        // A listing may lag behind an upload; SIZE on the file itself does not.
+        let got = self.size(&tmp)?;
+        if got != len {
+            return Err(Error::new(
+                ErrorKind::Transient,
+                "confirming upload of",
+                format!("server has {got} bytes, expected {len}"),
+            )
+            .path(remote));
+        }
+        self.rename(&tmp, remote)?;
+        if let Ok(m) = meta.modified() {
+            self.set_mtime(remote, m)?;
+        }
+        Ok(len - offset)
+    }
+
+    /// Download a remote file atomically: into a temporary file beside the
+    /// target (resuming a partial one with REST), then rename it into place
+    /// and set the local mtime to `mtime` (or the server's MDTM). Returns the
+    /// bytes received (less than the file's size after a resume).
+    pub fn get_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        expect: Option<&RemoteEntry>,
+    ) -> Result<u64> {
+        let parent = local.parent().unwrap_or(Path::new("."));
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.bkftp-part"));
+        let mut offset = 0;
+        if self.features.rest_stream
+            && let Ok(m) = fs::metadata(&tmp)
+            && expect.is_some_and(|e| m.len() < e.size)
+        {
+            offset = m.len();
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(offset > 0)
+            .truncate(offset == 0)
+            .open(&tmp)
+            .map_err(|e| Error::local("creating", &tmp, e))?;
+        let received = self.download_stream(remote, &mut f, offset)?;
+        let n = received + offset;
+        f.sync_all().map_err(|e| Error::local("writing", &tmp, e))?;
+        drop(f);
+        if let Some(e) = expect
+            && e.kind == EntryKind::File
+            && n != e.size
+        {
+            return Err(Error::new(
+                ErrorKind::Transient,
+                "downloading",
+                format!("got {n} bytes, the listing said {}", e.size),
+            )
+            .path(remote));
+        }
+        fs::rename(&tmp, local).map_err(|e| Error::local("renaming into place", local, e))?;
+        let mtime = match expect.and_then(|e| e.mtime.filter(|_| e.precision == Precision::Exact)) {
+            Some(t) => Some(t),
+            None => self.mtime(remote).ok(),
+        };
+        if let Some(t) = mtime {
+            let _ = File::options()
+                .write(true)
+                .open(local)
+                .and_then(|f| f.set_modified(t));
+        }
+        Ok(received)
+    }
+
+    /// Log out.
+    pub fn quit(mut self) {
+        let _ = self.stream.quit();
+    }
+}
+
+fn dir_entry(name: &str) -> RemoteEntry {
+    RemoteEntry {
+        name: name.to_string(),
+        kind: EntryKind::Dir,
+        size: 0,
+        mtime: None,
+        precision: Precision::Exact,
+        mode: None,
+        target: None,
+    }
+}
+
+fn connect_error(e: suppaftp::FtpError, url: &FtpUrl) -> Error {
+    let mut err = Error::ftp("connecting to", Some(&url.addr()), e);
+    if err.code == Some(421) {
+        err.kind = ErrorKind::TooManyConnections;
+    }
+    err
+}
+
+/// The temporary name an upload goes to before its rename.
+pub fn temp_name(remote: &str) -> String {
+    let dir = url::parent(remote);
+    let name = url::file_name(remote);
+    url::join(dir, &format!(".{name}.bkftp-part"))
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+fn copy(r: &mut dyn Read, w: &mut dyn Write) -> std::result::Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..k]).map_err(CopyError::Write)?;
+        n += k as u64;
+    }
+    w.flush().map_err(CopyError::Write)?;
+    Ok(n)
+}
