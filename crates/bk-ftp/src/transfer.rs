@@ -39,17 +39,30 @@ pub struct Progress {
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// Options of a tree transfer.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct TransferOptions {
     /// Mirror: also delete what exists only on the destination.
     pub delete: bool,
     /// Allowed mtime difference when comparing (default 2 s).
     pub tolerance: Option<Duration>,
-    /// Ask MDTM for exact mtimes when the server only has LIST.
+    /// Ask MDTM for exact mtimes when the server only has LIST (whose times
+    /// have minute precision, in the server's time zone). On by default: a
+    /// same-size edit within the minute would otherwise go unnoticed.
     pub precise_mtimes: bool,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            delete: false,
+            tolerance: None,
+            precise_mtimes: true,
+            progress: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for TransferOptions {

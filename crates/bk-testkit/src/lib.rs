@@ -60,6 +60,23 @@
 //! counter, so servers started by parallel tests, and by test processes of
 //! several crates, do not share ranges.
 //!
+//! # Server quirks worth knowing in tests
+//! - pure-ftpd answers a wrong password only after a built-in delay of
+//!   about 3–5 s (no option turns it off; correct logins are fast because the
+//!   test user's hash is SHA-512 crypt, not pure-pw's argon2). It splits
+//!   `LIST`/`NLST` arguments at spaces (ls options, globs), so list a
+//!   directory whose name has a space by `CWD` + `LIST` without argument.
+//!   Listings are capped at 10,000 entries unless `-L` is passed through
+//!   [`ServerOptions::extra_config`].
+//! - vsftpd: anonymous only, writable below `/upload`; no MLSD/MLST/MFMT
+//!   (`MDTM <time> <path>` sets mtimes). With `require_ssl_reuse=YES` (its
+//!   default, and ours), a TLS 1.3 client fails on the third upload in a row
+//!   with `522 SSL connection failed: session reuse required` (suppaftp shows
+//!   it as status 0): use TLS 1.2, or set
+//!   [`ServerOptions::vsftpd_require_ssl_reuse`] to `false`.
+//! - proftpd: no FTPS (mod_tls is not in `proftpd-core`).
+//! - embedded (libunftp): each data transfer takes ~40 ms; no MFMT.
+//!
 //! # Installing the external servers (CI)
 //! ```sh
 //! bash crates/bk-testkit/install-ftp-servers.sh /opt/bk-ftp-servers
@@ -158,8 +175,8 @@ impl FromStr for ServerKind {
 pub struct ServerOptions {
     /// Offer explicit FTPS (`AUTH TLS`) with a fresh self-signed certificate
     /// for `localhost`/`127.0.0.1` (see [`TestServer::ca_cert`]). Plain FTP
-    /// stays allowed on pure-ftpd (`-Y 1`); vsftpd and the embedded server
-    /// require TLS for logins when this is set.
+    /// stays allowed on pure-ftpd (`-Y 1`) and the embedded server; vsftpd
+    /// then requires TLS for logins and data.
     pub tls: bool,
     /// The login name (ignored by vsftpd, which only does `anonymous`).
     pub user: String,
