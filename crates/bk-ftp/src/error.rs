@@ -184,6 +184,9 @@ fn kind_of_code(code: u32, text: &str, op: &str) -> ErrorKind {
         550 => ErrorKind::NotFound,
         500 | 502 | 504 => ErrorKind::Unsupported,
         400..=499 => ErrorKind::Transient,
+        // A positive reply where another was expected, or a reply cut off
+        // mid-line: the session is out of step; a fresh connection fixes it.
+        0..=399 => ErrorKind::Transient,
         _ => ErrorKind::Permanent,
     }
 }

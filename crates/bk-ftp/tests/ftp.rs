@@ -449,3 +449,115 @@ fn secrets_never_shown() {
         "connection refused: {err}"
     );
 }
+
+#[test]
+fn connection_cap_shrinks_the_pool_instead_of_failing() {
+    if !servers_under_test().contains(&ServerKind::PureFtpd) {
+        return; // the cap is pure-ftpd's -C; other servers are not asked for it
+    }
+    let opts = ServerOptions {
+        extra_config: vec!["-C".into(), "2".into()],
+        ..ServerOptions::default()
+    };
+    let s = TestServer::start(ServerKind::PureFtpd, opts).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 40);
+    let remote = base(&s, "capped");
+    let pool = Pool::new(url_of(&s, &remote), config_of(&s).connections(6));
+    let r = upload_tree(&pool, &src, &remote, &TransferOptions::default())
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert!(r.files > 40);
+    assert!(
+        pool.limit() <= 2,
+        "the pool shrank to the server's cap: {}",
+        pool.limit()
+    );
+    assert_same_files(&src, &s.local_path(&remote), "capped");
+}
+
+/// A TCP proxy in front of a server that cuts the first `cuts` control
+/// connections after `after` bytes from the server: a dropped connection
+/// in the middle of a session, as a flaky network makes it.
+struct CutProxy {
+    port: u16,
+}
+
+impl CutProxy {
+    fn start(target: String, cuts: usize, after: usize) -> CutProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for (n, conn) in l.incoming().enumerate() {
+                let Ok(client) = conn else { return };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    return;
+                };
+                let cut = n < cuts;
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(k) = c2.read(&mut buf) {
+                        if k == 0 || s2.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s2.shutdown(Shutdown::Write);
+                });
+                let (mut s3, mut c3) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1];
+                    let mut sent = 0;
+                    while let Ok(k) = s3.read(&mut buf) {
+                        if k == 0 || c3.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                        sent += k;
+                        if cut && sent >= after {
+                            let _ = c3.shutdown(Shutdown::Both);
+                            let _ = s3.shutdown(Shutdown::Both);
+                            return;
+                        }
+                    }
+                    let _ = c3.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CutProxy { port }
+    }
+}
+
+#[test]
+fn dropped_control_connections_are_retried() {
+    for kind in servers_under_test() {
+        let s = start(kind, false);
+        let proxy = CutProxy::start(s.addr(), 3, 600);
+        let mut url = url_of(&s, "/");
+        url.port = proxy.port;
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        make_tree(&src, 30);
+        let remote = base(&s, "flaky");
+        let pool = Pool::new(
+            url.with_path(&remote),
+            config_of(&s)
+                .connections(2)
+                .retries(6, Duration::from_millis(20)),
+        );
+        let r = upload_tree(&pool, &src, &remote, &TransferOptions::default())
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert!(r.files > 30);
+        assert!(
+            pool.connects() > 3,
+            "{kind:?}: the cut connections were replaced ({})",
+            pool.connects()
+        );
+        assert_same_files(
+            &src,
+            &s.local_path(&remote),
+            &format!("{kind:?} through a cutting proxy"),
+        );
+    }
+}
