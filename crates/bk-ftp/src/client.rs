@@ -355,6 +355,11 @@ impl FtpClient {
     }
 
     /// List a directory: MLSD when available, else LIST.
+    ///
+    /// A listing is never taken as proof of absence when it may have been
+    /// cut short: servers cap listings (pure-ftpd at 10,000 entries, silently
+    /// for MLSD), so a listing of exactly [`LISTING_CAP`] lines is an error
+    /// rather than a directory that seems to have lost its other entries.
     pub fn list(&mut self, dir: &str) -> Result<Vec<RemoteEntry>> {
         let dir = url::normalize(dir);
         if self.features.mlsd {
@@ -362,6 +367,7 @@ impl FtpClient {
                 .stream
                 .mlsd(Some(&dir))
                 .map_err(|e| Error::ftp("listing", Some(&dir), e))?;
+            check_cap(&dir, lines.len())?;
             Ok(lines
                 .iter()
                 .filter_map(|l| list::parse_mlsd(l))
@@ -385,8 +391,10 @@ impl FtpClient {
             .list(None)
             .map_err(|e| Error::ftp("listing", Some(&dir), e));
         let _ = self.stream.cwd("/");
+        let lines = lines?;
+        check_cap(&dir, lines.len())?;
         let now = SystemTime::now();
-        Ok(lines?
+        Ok(lines
             .iter()
             .filter_map(|l| list::parse_list(l, now))
             .collect())
@@ -776,6 +784,25 @@ impl FtpClient {
     pub fn quit(mut self) {
         let _ = self.stream.quit();
     }
+}
+
+/// The listing size at which a server is presumed to have cut the listing
+/// short (pure-ftpd's default cap, applied silently to MLSD).
+pub const LISTING_CAP: usize = 10_000;
+
+fn check_cap(dir: &str, lines: usize) -> Result<()> {
+    if lines == LISTING_CAP {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            "listing",
+            format!(
+                "the server returned exactly {LISTING_CAP} entries: the listing is probably truncated \
+                 (pure-ftpd caps listings; raise the cap with its -L option, or split the directory)"
+            ),
+        )
+        .path(dir));
+    }
+    Ok(())
 }
 
 fn dir_entry(name: &str) -> RemoteEntry {

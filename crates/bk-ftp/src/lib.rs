@@ -78,7 +78,7 @@ mod transfer;
 mod tree;
 pub mod url;
 
-pub use client::{Features, FtpClient, FtpConfig, TlsOptions, temp_name};
+pub use client::{Features, FtpClient, FtpConfig, LISTING_CAP, TlsOptions, temp_name};
 pub use error::{Error, ErrorKind, Result};
 pub use list::{EntryKind, Precision, RemoteEntry};
 pub use pool::Pool;

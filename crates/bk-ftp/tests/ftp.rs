@@ -81,10 +81,16 @@ fn make_tree(root: &Path, n: usize) {
     fs::write(root.join("with space.txt"), b"spaces").unwrap();
     fs::write(root.join("ünïcödé 名前.txt"), "unicode".as_bytes()).unwrap();
     fs::write(root.join("-leading-dash"), b"dash").unwrap();
-    fs::create_dir_all(root.join("many")).unwrap();
+    // At most 2,500 per directory: pure-ftpd truncates listings at 10,000.
     for i in 0..n {
+        let dir = if i < 2500 {
+            "many".to_string()
+        } else {
+            format!("many{}", i / 2500)
+        };
+        fs::create_dir_all(root.join(&dir)).unwrap();
         fs::write(
-            root.join(format!("many/f{i:05}.json")),
+            root.join(format!("{dir}/f{i:05}.json")),
             format!("{{\"i\": {i}}}\n").repeat(1 + i % 7),
         )
         .unwrap();
@@ -108,7 +114,8 @@ fn assert_same_files(a: &Path, b: &Path, what: &str) {
 }
 
 fn files_in_tree(n: usize, kind: ServerKind) -> usize {
-    // The embedded server takes ~40 ms per data connection: keep its share small.
+    // The embedded server takes ~40 ms per data connection (10,000 files
+    // would take minutes): it gets a smaller tree, the real servers all of it.
     if kind == ServerKind::Embedded {
         n.min(300)
     } else {
@@ -123,7 +130,7 @@ fn tree_round_trip_with_mtimes() {
         let what = format!("{kind:?} tls={tls}");
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
-        make_tree(&src, files_in_tree(2000, kind));
+        make_tree(&src, files_in_tree(10_000, kind));
         let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
         fs::File::options()
             .write(true)
@@ -560,4 +567,22 @@ fn dropped_control_connections_are_retried() {
             &format!("{kind:?} through a cutting proxy"),
         );
     }
+}
+
+#[test]
+fn a_listing_at_the_servers_cap_is_an_error_not_a_short_tree() {
+    if !servers_under_test().contains(&ServerKind::PureFtpd) {
+        return; // the 10,000-entry cap is pure-ftpd's
+    }
+    let s = TestServer::start(ServerKind::PureFtpd, ServerOptions::default()).unwrap();
+    let dir = s.local_path("/big dir");
+    fs::create_dir_all(&dir).unwrap();
+    for i in 0..10_050 {
+        fs::write(dir.join(format!("{i}")), b"").unwrap();
+    }
+    s.hand_over().unwrap();
+    let pool = Pool::new(url_of(&s, "/"), config_of(&s));
+    let err = walk_remote(&pool, "/", false).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    assert!(err.to_string().contains("/big dir"), "{err}");
 }
