@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -22,9 +22,26 @@ const EXIT_PARTIAL: u8 = 3;
     about = "Versioned, deduplicated backups of datasets"
 )]
 struct Cli {
-    /// Repository: a local directory.
+    /// Repository: a local directory, or ftp://user@host[:port]/path or
+    /// ftps://… (password from BK_FTP_PASSWORD or --password-file).
     #[arg(long, short = 'r', env = "BK_REPO", global = true, value_name = "REPO")]
     repo: Option<PathBuf>,
+    /// File holding the FTP password (must not be readable by others).
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// FTPS: trust this CA or server certificate (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    ftp_ca: Option<PathBuf>,
+    /// FTPS: accept any server certificate (self-signed servers; the server
+    /// is then not authenticated).
+    #[arg(long, global = true)]
+    ftp_insecure: bool,
+    /// FTPS: offer TLS 1.2 only (vsftpd with require_ssl_reuse=YES).
+    #[arg(long, global = true)]
+    ftp_tls12: bool,
+    /// Parallel FTP connections.
+    #[arg(long, global = true, default_value_t = 4)]
+    ftp_connections: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,27 +164,100 @@ fn one_line(e: &anyhow::Error) -> String {
     s
 }
 
-fn repo_path(cli_repo: &Option<PathBuf>) -> Result<&Path> {
-    let Some(p) = cli_repo.as_deref() else {
+/// Where the repository lives.
+enum RepoLocation {
+    Local(PathBuf),
+    Ftp(bk_core::bk_ftp::FtpUrl),
+}
+
+fn repo_location(cli: &Cli) -> Result<RepoLocation> {
+    let Some(p) = cli.repo.as_deref() else {
         bail!("no repository given: pass --repo REPO or set BK_REPO");
     };
     let s = p.to_string_lossy();
-    if s.contains("://") {
-        bail!("repository URL {s:?}: only local repositories are supported by this build");
+    if s.starts_with("ftp://") || s.starts_with("ftps://") {
+        let mut url = bk_core::bk_ftp::FtpUrl::parse(&s)?;
+        if let Some(pw) = ftp_password(cli)? {
+            url.set_password(pw);
+        } else if url.password.is_some() {
+            eprintln!(
+                "bk: warning: the FTP password was given inside the URL, where other users can see it in the process list; use BK_FTP_PASSWORD or --password-file"
+            );
+        } else if url.user != "anonymous" {
+            bail!("no password for {url}: set BK_FTP_PASSWORD or pass --password-file FILE");
+        }
+        return Ok(RepoLocation::Ftp(url));
     }
-    Ok(p)
+    if s.contains("://") {
+        bail!(
+            "unsupported repository URL scheme in {:?}: use a local path, ftp:// or ftps://",
+            s.split("://").next().unwrap_or("")
+        );
+    }
+    Ok(RepoLocation::Local(p.to_path_buf()))
 }
 
-fn open(cli_repo: &Option<PathBuf>) -> Result<Repository> {
-    Ok(Repository::open_local(repo_path(cli_repo)?)?)
+/// The FTP password: BK_FTP_PASSWORD, or --password-file (refused when
+/// others can read it).
+fn ftp_password(cli: &Cli) -> Result<Option<String>> {
+    if let Some(f) = &cli.password_file {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(f)
+            .with_context(|| format!("reading password file {}", f.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            bail!(
+                "password file {} is readable by others (mode {:o}); run chmod 600 on it",
+                f.display(),
+                meta.permissions().mode() & 0o777
+            );
+        }
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading password file {}", f.display()))?;
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
+    }
+    Ok(std::env::var("BK_FTP_PASSWORD").ok())
+}
+
+fn ftp_backend(
+    cli: &Cli,
+    url: bk_core::bk_ftp::FtpUrl,
+) -> Result<std::sync::Arc<bk_core::FtpBackend>> {
+    let mut cfg = bk_core::bk_ftp::FtpConfig::default()
+        .connections(cli.ftp_connections)
+        .accept_invalid_certs(cli.ftp_insecure)
+        .tls12_only(cli.ftp_tls12);
+    if let Some(ca) = &cli.ftp_ca {
+        cfg = cfg.ca_file(ca);
+    }
+    let b = std::sync::Arc::new(bk_core::FtpBackend::new(url, cfg));
+    b.connect()?;
+    Ok(b)
+}
+
+fn open(cli: &Cli) -> Result<Repository> {
+    Ok(match repo_location(cli)? {
+        RepoLocation::Local(p) => Repository::open_local(&p)?,
+        RepoLocation::Ftp(url) => Repository::open(ftp_backend(cli, url)?)?,
+    })
+}
+
+fn open_or_init(cli: &Cli) -> Result<Repository> {
+    Ok(match repo_location(cli)? {
+        RepoLocation::Local(p) => Repository::open_or_init_local(&p)?,
+        RepoLocation::Ftp(url) => Repository::open_or_init(ftp_backend(cli, url)?)?,
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init => {
-            let p = repo_path(&cli.repo)?;
-            Repository::init(std::sync::Arc::new(bk_core::LocalBackend::new(p)))?;
-            eprintln!("created repository at {}", p.display());
+            let repo = match repo_location(&cli)? {
+                RepoLocation::Local(p) => {
+                    Repository::init(std::sync::Arc::new(bk_core::LocalBackend::new(p)))?
+                }
+                RepoLocation::Ftp(url) => Repository::init(ftp_backend(&cli, url)?)?,
+            };
+            eprintln!("created repository at {}", repo.backend().location());
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup {
@@ -189,7 +279,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     )
                 })?,
             };
-            let repo = Repository::open_or_init_local(repo_path(&cli.repo)?)?;
+            let repo = open_or_init(&cli)?;
             let opts = BackupOptions::new(name)
                 .full(*full)
                 .threads(threads.unwrap_or_else(default_threads));
@@ -224,7 +314,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Snapshots { dataset, json } => {
-            let repo = open(&cli.repo)?;
+            let repo = open(&cli)?;
             let snaps = repo.snapshots(dataset.as_deref())?;
             if *json {
                 let v: Vec<_> = snaps.iter().map(Snapshot::summary).collect();
@@ -276,7 +366,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, Some(t)) => Select::Before(bk_core::parse_time(t)?),
                 (None, None) => Select::Latest,
             };
-            let repo = open(&cli.repo)?;
+            let repo = open(&cli)?;
             let mut opts = RestoreOptions::new(select).overwrite(*overwrite);
             if let Some(p) = path {
                 opts = opts.path(p.as_bytes().to_vec());
@@ -311,7 +401,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             b,
             json,
         } => {
-            let repo = open(&cli.repo)?;
+            let repo = open(&cli)?;
             let snaps = repo.snapshots(Some(dataset))?;
             let sa = bk_core::snapshot::select(dataset, &snaps, Select::Id(*a))?;
             let sb = bk_core::snapshot::select(dataset, &snaps, Select::Id(*b))?;
@@ -344,7 +434,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ls { dataset, id, path } => {
-            let repo = open(&cli.repo)?;
+            let repo = open(&cli)?;
             let snaps = repo.snapshots(Some(dataset))?;
             let sel = id.map_or(Select::Latest, Select::Id);
             let snap = bk_core::snapshot::select(dataset, &snaps, sel)?;
@@ -374,7 +464,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { read_data } => {
-            let repo = open(&cli.repo)?;
+            let repo = open(&cli)?;
             let _lock = repo.lock("check")?;
             let r = bk_core::check(&repo, *read_data)?;
             for n in &r.notes {
@@ -403,7 +493,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Unlock => {
-            let repo = open(&cli.repo)?;
+            let repo = open(&cli)?;
             match repo.force_unlock()? {
                 Some(h) => eprintln!("removed the lock held by {}", h.describe()),
                 None => eprintln!("the repository was not locked"),

@@ -601,7 +601,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     let bytes_read = AtomicU64::new(0);
 
     let build = std::thread::scope(|s| -> Result<(Id, HashMap<Id, Tree>, Stats)> {
-        let writers: Vec<_> = (0..2)
+        let writers: Vec<_> = (0..repo.backend().write_parallelism().max(1))
             .map(|_| {
                 let rx = rx.clone();
                 let shared = &shared;

@@ -52,6 +52,11 @@ pub trait Backend: Send + Sync + Debug {
     /// Remove temporary files left by interrupted writers. Only call while
     /// holding the repository lock.
     fn remove_temp_files(&self) -> Result<usize>;
+    /// How many writes are worth running at once (packs upload in parallel
+    /// over several connections on network backends).
+    fn write_parallelism(&self) -> usize {
+        2
+    }
 }
 
 /// Is this error "the object does not exist"?

@@ -654,6 +654,83 @@ impl FtpClient {
         Ok(n)
     }
 
+    /// Read `len` bytes of `remote` starting at `offset` (REST + RETR, then
+    /// ABOR once the range is in): a byte range without the whole file.
+    pub fn read_range(&mut self, remote: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if offset > 0 {
+            self.stream
+                .resume_transfer(offset as usize)
+                .map_err(|e| Error::ftp("resuming", Some(remote), e))?;
+        }
+        let mut r = self
+            .stream
+            .retr_as_stream(remote)
+            .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
+        let mut buf = vec![0u8; len as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match r.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("downloading", remote, e)),
+            }
+        }
+        if got < buf.len() {
+            // The file ended first: the transfer is complete.
+            r.finish()
+                .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
+            return Err(Error::new(
+                ErrorKind::Permanent,
+                "reading a range of",
+                format!(
+                    "the file ends {} bytes before the range does",
+                    buf.len() - got
+                ),
+            )
+            .path(remote));
+        }
+        // More may follow: stop the transfer. A server that answers ABOR
+        // oddly leaves the session out of step, which the next command
+        // reports as transient, and the pool replaces the connection.
+        let mut probe = [0u8; 1];
+        match r.read(&mut probe) {
+            Ok(0) => r
+                .finish()
+                .map_err(|e| Error::ftp("downloading", Some(remote), e))?,
+            _ => self
+                .stream
+                .abort(r)
+                .map_err(|e| Error::ftp("aborting the download of", Some(remote), e))?,
+        }
+        Ok(buf)
+    }
+
+    /// Upload bytes atomically (temporary name, SIZE check, rename). With
+    /// `exclusive`, fail with [`ErrorKind::AlreadyExists`] when `remote`
+    /// exists already (checked just before the rename: FTP has no atomic
+    /// create-if-absent, so this is a best effort against a racing writer).
+    pub fn put_bytes(&mut self, data: &[u8], remote: &str, exclusive: bool) -> Result<()> {
+        let tmp = temp_name(remote);
+        self.upload_stream(&mut io::Cursor::new(data), &tmp, 0)?;
+        let got = self.size(&tmp)?;
+        if got != data.len() as u64 {
+            return Err(Error::new(
+                ErrorKind::Transient,
+                "confirming upload of",
+                format!("server has {got} bytes, expected {}", data.len()),
+            )
+            .path(remote));
+        }
+        if exclusive && self.size(remote).is_ok() {
+            let _ = self.remove_file(&tmp);
+            return Err(
+                Error::new(ErrorKind::AlreadyExists, "creating", "it exists already").path(remote),
+            );
+        }
+        self.rename(&tmp, remote)
+    }
+
     /// Stream `remote` into `writer` (RETR), starting at `offset` (REST).
     pub fn download_stream(
         &mut self,

@@ -30,6 +30,8 @@ pub enum ErrorKind {
     Invalid,
     /// The server said something bk-ftp could not understand.
     Protocol,
+    /// The target exists already (exclusive create).
+    AlreadyExists,
 }
 
 /// An FTP error: the operation, the path, and what the server said.

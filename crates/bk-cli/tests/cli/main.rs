@@ -6,6 +6,7 @@ mod badinput;
 mod corrupt;
 mod crash;
 mod dedup;
+mod ftp;
 mod listing;
 mod roundtrip;
 mod select;

@@ -1,0 +1,235 @@
+//! Repositories on FTP servers (the embedded server by default; the real
+//! ones when BK_FTP_SERVERS names them): every command works over ftp://,
+//! and the password never shows.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use bk_testkit::{ServerKind, ServerOptions, TestServer, servers_under_test};
+
+use crate::common::*;
+
+fn repo_url(s: &TestServer, tls: bool) -> String {
+    let scheme = if tls { "ftps" } else { "ftp" };
+    format!(
+        "{scheme}://{}@{}:{}{}/repo",
+        s.user(),
+        s.host(),
+        s.port(),
+        s.remote_base().trim_end_matches('/')
+    )
+}
+
+fn bk_ftp(s: &TestServer, args: &[&std::ffi::OsStr]) -> Output {
+    let mut c = bk();
+    c.env("BK_FTP_PASSWORD", s.password()).args(args);
+    if let Some(ca) = s.ca_cert() {
+        c.arg("--ftp-ca").arg(ca);
+        if s.kind() == ServerKind::Vsftpd {
+            c.arg("--ftp-tls12");
+        }
+    }
+    c.output().unwrap()
+}
+
+fn no_secret(s: &TestServer, o: &Output) {
+    for stream in [&o.stdout, &o.stderr] {
+        assert!(
+            !String::from_utf8_lossy(stream).contains(s.password()) || !s.checks_password(),
+            "the password leaked: {}",
+            String::from_utf8_lossy(stream)
+        );
+    }
+}
+
+fn tree(root: &Path) {
+    fs::create_dir_all(root.join("sub dir/empty")).unwrap();
+    fs::write(root.join("a.txt"), "alpha").unwrap();
+    fs::write(root.join("sub dir/b.bin"), random_bytes(5, 700_000)).unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
+}
+
+#[test]
+fn backup_restore_check_over_ftp() {
+    for kind in servers_under_test() {
+        for tls in [false, true] {
+            if tls && !kind.supports_tls() {
+                continue;
+            }
+            let s = TestServer::start(
+                kind,
+                if tls {
+                    ServerOptions::tls()
+                } else {
+                    ServerOptions::default()
+                },
+            )
+            .unwrap();
+            let url = repo_url(&s, tls);
+            let tmp = tempfile::tempdir().unwrap();
+            let src = tmp.path().join("ds");
+            tree(&src);
+            let o = bk_ftp(
+                &s,
+                &[
+                    os("backup"),
+                    src.as_os_str(),
+                    os("--repo"),
+                    os(&url),
+                    os("--json"),
+                ],
+            );
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{kind:?} tls={tls}: {}\n{}",
+                stderr(&o),
+                s.log()
+            );
+            no_secret(&s, &o);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["files"], 2);
+            // The repository really is on the server.
+            assert!(
+                s.local_path(&format!("{}/repo/config", s.remote_base()))
+                    .is_file()
+            );
+            let m0 = manifest(&src);
+            fs::write(src.join("a.txt"), "alpha, changed").unwrap();
+            let o = bk_ftp(
+                &s,
+                &[
+                    os("backup"),
+                    src.as_os_str(),
+                    os("--repo"),
+                    os(&url),
+                    os("--json"),
+                ],
+            );
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(
+                (v["id"].as_u64(), v["modified"].as_u64()),
+                (Some(1), Some(1))
+            );
+            assert!(v["stored_bytes"].as_u64().unwrap() < 64 * 1024, "{v}");
+            for (id, expected) in [("0", m0), ("1", manifest(&src))] {
+                let out = tmp.path().join(format!("out{id}"));
+                let o = bk_ftp(
+                    &s,
+                    &[
+                        os("restore"),
+                        os("ds"),
+                        os("--repo"),
+                        os(&url),
+                        os("--to"),
+                        out.as_os_str(),
+                        os("--id"),
+                        os(id),
+                    ],
+                );
+                assert_eq!(o.status.code(), Some(0), "{kind:?}: {}", stderr(&o));
+                assert_same(
+                    &expected,
+                    &manifest(&out),
+                    &format!("{kind:?} tls={tls} snapshot {id}"),
+                );
+            }
+            let o = bk_ftp(
+                &s,
+                &[os("check"), os("--read-data"), os("--repo"), os(&url)],
+            );
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            let o = bk_ftp(&s, &[os("snapshots"), os("--json"), os("--repo"), os(&url)]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v.as_array().unwrap().len(), 2);
+            // The snapshot records where it came from, never a password.
+            let snap_dir = s.local_path(&format!("{}/repo/snapshots/ds", s.remote_base()));
+            for f in fs::read_dir(snap_dir).unwrap() {
+                let text = fs::read_to_string(f.unwrap().path()).unwrap();
+                assert!(!text.contains(s.password()) || !s.checks_password());
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_password_and_password_sources() {
+    let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+    let url = repo_url(&s, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("ds");
+    tree(&src);
+    let o = bk()
+        .env("BK_FTP_PASSWORD", "not-the-password")
+        .args([os("backup"), src.as_os_str(), os("--repo"), os(&url)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("530") && err.contains("login"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+    assert!(!s.local_path("/repo").exists(), "nothing was created");
+
+    // No password at all: a clear error before connecting.
+    let o = bk()
+        .args([os("snapshots"), os("--repo"), os(&url)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("BK_FTP_PASSWORD"), "{}", stderr(&o));
+
+    // A password file readable by others is refused; a private one works.
+    let pw = tmp.path().join("pw");
+    fs::write(&pw, format!("{}\n", s.password())).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&pw).unwrap().permissions(),
+        0o644,
+    );
+    fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let o = bk()
+        .args([
+            os("backup"),
+            src.as_os_str(),
+            os("--repo"),
+            os(&url),
+            os("--password-file"),
+            pw.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let o = bk()
+        .args([
+            os("backup"),
+            src.as_os_str(),
+            os("--repo"),
+            os(&url),
+            os("--password-file"),
+            pw.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(s.password()));
+
+    // A password inside the URL works, with a warning, and is never echoed.
+    let with_pw = url.replacen(
+        &format!("{}@", s.user()),
+        &format!("{}:{}@", s.user(), s.password()),
+        1,
+    );
+    let o = bk()
+        .args([os("snapshots"), os("--repo"), os(&with_pw)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning") && !stderr(&o).contains(s.password()),
+        "{}",
+        stderr(&o)
+    );
+}

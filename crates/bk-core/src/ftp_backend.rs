@@ -1,0 +1,210 @@
+//! Repositories on FTP/FTPS servers, through bk-ftp.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Mutex;
+
+use bk_ftp::{EntryKind, ErrorKind, FtpClient, FtpConfig, FtpUrl, Pool, url};
+
+use crate::backend::{Backend, ObjectInfo, TEMP_PREFIX};
+use crate::error::{Error, Result, backend_err};
+
+/// A repository under a directory of an FTP or FTPS server. Writes go to a
+/// temporary name, are confirmed with SIZE and renamed into place; several
+/// connections upload packs at once.
+#[derive(Debug)]
+pub struct FtpBackend {
+    pool: Pool,
+    root: String,
+    made_dirs: Mutex<HashSet<String>>,
+}
+
+fn to_io(e: bk_ftp::Error) -> io::Error {
+    let kind = match e.kind() {
+        ErrorKind::NotFound => io::ErrorKind::NotFound,
+        ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
+        ErrorKind::PermissionDenied | ErrorKind::Auth => io::ErrorKind::PermissionDenied,
+        ErrorKind::Quota => io::ErrorKind::StorageFull,
+        ErrorKind::Transient | ErrorKind::TooManyConnections => io::ErrorKind::ConnectionAborted,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e.to_string())
+}
+
+impl FtpBackend {
+    /// A backend for `url` (its path is the repository root; the password,
+    /// if any, is in the URL value, never shown).
+    pub fn new(url: FtpUrl, config: FtpConfig) -> FtpBackend {
+        let root = url.path.clone();
+        FtpBackend {
+            pool: Pool::new(url, config),
+            root,
+            made_dirs: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Log in now, so that a wrong password or an unreachable server is
+    /// reported before anything else happens.
+    pub fn connect(&self) -> Result<()> {
+        self.pool
+            .run(true, |c: &mut FtpClient| c.noop())
+            .map_err(|e| Error::Invalid(format!("{}: {e}", self.location())))
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn path(&self, name: &str) -> String {
+        if name.is_empty() {
+            self.root.clone()
+        } else {
+            url::join(&self.root, name)
+        }
+    }
+
+    fn ensure_parent(&self, path: &str) -> Result<()> {
+        let parent = url::parent(path).to_string();
+        if self
+            .made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&parent)
+        {
+            return Ok(());
+        }
+        self.pool
+            .run(true, |c: &mut FtpClient| c.mkdir_all(&parent))
+            .map_err(|e| backend_err("creating directory", &parent, to_io(e)))?;
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(parent);
+        Ok(())
+    }
+}
+
+impl Backend for FtpBackend {
+    fn location(&self) -> String {
+        self.pool.url().with_path(&self.root).to_string()
+    }
+
+    fn root_exists(&self) -> Result<bool> {
+        let root = self.root.clone();
+        match self.pool.run(true, |c: &mut FtpClient| c.stat(&root)) {
+            Ok(Some(e)) if e.kind == EntryKind::Dir => Ok(true),
+            Ok(Some(_)) => Err(Error::NotARepository(
+                self.location(),
+                "it is not a directory".into(),
+            )),
+            Ok(None) => Ok(false),
+            Err(e) => Err(Error::Invalid(format!("{}: {e}", self.location()))),
+        }
+    }
+
+    fn create_dirs(&self, dirs: &[&str]) -> Result<()> {
+        for d in std::iter::once(&"").chain(dirs) {
+            let p = self.path(d);
+            self.pool
+                .run(true, |c: &mut FtpClient| c.mkdir_all(&p))
+                .map_err(|e| backend_err("creating directory", d, to_io(e)))?;
+            self.made_dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(p);
+        }
+        Ok(())
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let p = self.path(name);
+        self.pool
+            .run(true, |c: &mut FtpClient| {
+                let mut v = Vec::new();
+                c.download_stream(&p, &mut v, 0)?;
+                Ok(v)
+            })
+            .map_err(|e| backend_err("reading", name, to_io(e)))
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let p = self.path(name);
+        self.pool
+            .run(true, |c: &mut FtpClient| c.read_range(&p, offset, len))
+            .map_err(|e| backend_err("reading", name, to_io(e)))
+    }
+
+    fn write(&self, name: &str, data: &[u8], exclusive: bool) -> Result<()> {
+        let p = self.path(name);
+        self.ensure_parent(&p)?;
+        self.pool
+            .run(true, |c: &mut FtpClient| c.put_bytes(data, &p, exclusive))
+            .map_err(|e| backend_err("writing", name, to_io(e)))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let base = self.path(dir.trim_end_matches('/'));
+        let tree = match bk_ftp::walk_remote(&self.pool, &base, false) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(backend_err("listing", dir, to_io(e))),
+        };
+        let prefix = dir.trim_end_matches('/');
+        let mut out: Vec<ObjectInfo> = tree
+            .into_iter()
+            .filter(|(p, e)| {
+                let leaf = url::file_name(p);
+                e.kind == EntryKind::File
+                    && !leaf.starts_with(TEMP_PREFIX)
+                    && !leaf.ends_with(".bkftp-part")
+            })
+            .map(|(p, e)| ObjectInfo {
+                name: if prefix.is_empty() {
+                    p
+                } else {
+                    format!("{prefix}/{p}")
+                },
+                size: e.size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        let p = self.path(name);
+        self.pool
+            .run(true, |c: &mut FtpClient| c.remove_file(&p))
+            .map_err(|e| backend_err("removing", name, to_io(e)))
+    }
+
+    fn remove_temp_files(&self) -> Result<usize> {
+        let tree = match bk_ftp::walk_remote(&self.pool, &self.root, false) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(backend_err("listing", "", to_io(e))),
+        };
+        let mut n = 0;
+        for (p, e) in tree {
+            let leaf = url::file_name(&p);
+            if e.kind == EntryKind::File
+                && (leaf.starts_with(TEMP_PREFIX) || leaf.ends_with(".bkftp-part"))
+            {
+                let full = self.path(&p);
+                if self
+                    .pool
+                    .run(true, |c: &mut FtpClient| c.remove_file(&full))
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn write_parallelism(&self) -> usize {
+        self.pool.config().connections
+    }
+}
