@@ -175,18 +175,8 @@ fn repo_location(cli: &Cli) -> Result<RepoLocation> {
         bail!("no repository given: pass --repo REPO or set BK_REPO");
     };
     let s = p.to_string_lossy();
-    if s.starts_with("ftp://") || s.starts_with("ftps://") {
-        let mut url = bk_core::bk_ftp::FtpUrl::parse(&s)?;
-        if let Some(pw) = ftp_password(cli)? {
-            url.set_password(pw);
-        } else if url.password.is_some() {
-            eprintln!(
-                "bk: warning: the FTP password was given inside the URL, where other users can see it in the process list; use BK_FTP_PASSWORD or --password-file"
-            );
-        } else if url.user != "anonymous" {
-            bail!("no password for {url}: set BK_FTP_PASSWORD or pass --password-file FILE");
-        }
-        return Ok(RepoLocation::Ftp(url));
+    if is_ftp(&s) {
+        return Ok(RepoLocation::Ftp(ftp_url(cli, &s)?));
     }
     if s.contains("://") {
         bail!(
@@ -195,6 +185,36 @@ fn repo_location(cli: &Cli) -> Result<RepoLocation> {
         );
     }
     Ok(RepoLocation::Local(p.to_path_buf()))
+}
+
+fn is_ftp(s: &str) -> bool {
+    s.starts_with("ftp://") || s.starts_with("ftps://")
+}
+
+/// Parse an FTP URL and attach the password.
+fn ftp_url(cli: &Cli, s: &str) -> Result<bk_core::bk_ftp::FtpUrl> {
+    let mut url = bk_core::bk_ftp::FtpUrl::parse(s)?;
+    if let Some(pw) = ftp_password(cli)? {
+        url.set_password(pw);
+    } else if url.password.is_some() {
+        eprintln!(
+            "bk: warning: the FTP password was given inside the URL, where other users can see it in the process list; use BK_FTP_PASSWORD or --password-file"
+        );
+    } else if url.user != "anonymous" {
+        bail!("no password for {url}: set BK_FTP_PASSWORD or pass --password-file FILE");
+    }
+    Ok(url)
+}
+
+fn ftp_config(cli: &Cli) -> bk_core::bk_ftp::FtpConfig {
+    let mut cfg = bk_core::bk_ftp::FtpConfig::default()
+        .connections(cli.ftp_connections)
+        .accept_invalid_certs(cli.ftp_insecure)
+        .tls12_only(cli.ftp_tls12);
+    if let Some(ca) = &cli.ftp_ca {
+        cfg = cfg.ca_file(ca);
+    }
+    cfg
 }
 
 /// The FTP password: BK_FTP_PASSWORD, or --password-file (refused when
@@ -222,14 +242,7 @@ fn ftp_backend(
     cli: &Cli,
     url: bk_core::bk_ftp::FtpUrl,
 ) -> Result<std::sync::Arc<bk_core::FtpBackend>> {
-    let mut cfg = bk_core::bk_ftp::FtpConfig::default()
-        .connections(cli.ftp_connections)
-        .accept_invalid_certs(cli.ftp_insecure)
-        .tls12_only(cli.ftp_tls12);
-    if let Some(ca) = &cli.ftp_ca {
-        cfg = cfg.ca_file(ca);
-    }
-    let b = std::sync::Arc::new(bk_core::FtpBackend::new(url, cfg));
+    let b = std::sync::Arc::new(bk_core::FtpBackend::new(url, ftp_config(cli)));
     b.connect()?;
     Ok(b)
 }
@@ -268,10 +281,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             threads,
         } => {
-            let src = LocalSource::new(path, exclude)?;
-            bk_core::Source::root(&src)?;
+            let path_str = path.to_string_lossy();
+            let src: Box<dyn bk_core::Source> = if is_ftp(&path_str) {
+                if !exclude.is_empty() {
+                    bail!("--exclude applies to local datasets only");
+                }
+                Box::new(bk_core::FtpSource::new(
+                    ftp_url(&cli, &path_str)?,
+                    ftp_config(&cli),
+                ))
+            } else {
+                Box::new(LocalSource::new(path, exclude)?)
+            };
+            src.root()?;
             let name = match dataset {
                 Some(d) => d.clone(),
+                None if is_ftp(&path_str) => bk_core::bk_ftp::url::file_name(
+                    &bk_core::bk_ftp::FtpUrl::parse(&path_str)?.path,
+                )
+                .to_string(),
                 None => bk_core::source::default_dataset_name(path).with_context(|| {
                     format!(
                         "cannot derive a dataset name from {}; pass --dataset",
@@ -279,11 +307,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     )
                 })?,
             };
+            if name.is_empty() || name == "/" {
+                bail!("cannot derive a dataset name from {path_str:?}; pass --dataset");
+            }
             let repo = open_or_init(&cli)?;
             let opts = BackupOptions::new(name)
                 .full(*full)
                 .threads(threads.unwrap_or_else(default_threads));
-            let snap = bk_core::backup(&repo, &src, &opts)?;
+            let snap = bk_core::backup(&repo, &*src, &opts)?;
             for w in &snap.warnings {
                 eprintln!("bk: warning: {}: {}", w.path, w.message);
             }
@@ -371,7 +402,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(p) = path {
                 opts = opts.path(p.as_bytes().to_vec());
             }
-            let report = bk_core::restore(&repo, dataset, to, &opts)?;
+            let to_str = to.to_string_lossy();
+            let report = if is_ftp(&to_str) {
+                let url = ftp_url(&cli, &to_str)?;
+                let cfg = ftp_config(&cli);
+                let overwrite = *overwrite;
+                bk_core::restore::restore_with(&repo, dataset, &opts, move || {
+                    Ok(Box::new(bk_core::FtpTarget::new(url, cfg, overwrite)?)
+                        as Box<dyn bk_core::restore::Target>)
+                })?
+            } else {
+                bk_core::restore(&repo, dataset, to, &opts)?
+            };
             let o = &report.outcome;
             for e in &o.errors {
                 eprintln!("bk: error: {}: {}", e.path, e.message);

@@ -438,9 +438,12 @@ fn read_file(
             }
         };
         let now = f.meta_now();
-        let stable = now
-            .as_ref()
-            .is_some_and(|n| same_version(n, &meta) && n.size == size);
+        // Sources that cannot re-inspect an open file (FTP) vouch for it
+        // through the transfer's completion reply and its size.
+        let stable = match &now {
+            Some(n) => same_version(n, &meta) && n.size == size,
+            None => size == meta.size,
+        };
         if stable || attempt == 1 {
             let warning = (!stable).then(|| {
                 "file changed while it was read; stored the content read last".to_string()
@@ -456,7 +459,9 @@ fn read_file(
                 warning,
             ));
         }
-        meta = now.expect("checked above");
+        if let Some(n) = now {
+            meta = n;
+        }
     }
     unreachable!("the loop returns")
 }

@@ -57,6 +57,11 @@ pub trait Backend: Send + Sync + Debug {
     fn write_parallelism(&self) -> usize {
         2
     }
+    /// Whether reading a whole pack once beats reading each blob's byte
+    /// range (true where every read is a round trip and a new connection).
+    fn prefers_whole_reads(&self) -> bool {
+        false
+    }
 }
 
 /// Is this error "the object does not exist"?

@@ -207,4 +207,8 @@ impl Backend for FtpBackend {
     fn write_parallelism(&self) -> usize {
         self.pool.config().connections
     }
+
+    fn prefers_whole_reads(&self) -> bool {
+        true
+    }
 }

@@ -62,7 +62,23 @@ const LOCK_NAME: &str = "locks/exclusive";
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
+    packs: Arc<PackCache>,
 }
+
+type CachedPack = Arc<std::sync::OnceLock<std::result::Result<Arc<Vec<u8>>, String>>>;
+
+/// Whole packs kept in memory for backends where a round trip costs more
+/// than the bytes (FTP): a restore reads each pack once, not once per blob.
+#[derive(Debug, Default)]
+struct PackCache {
+    inner: std::sync::Mutex<(
+        std::collections::HashMap<Id, CachedPack>,
+        std::collections::VecDeque<Id>,
+    )>,
+}
+
+/// Packs kept by the cache (16 MiB each by default).
+const PACK_CACHE_SIZE: usize = 4;
 
 impl Repository {
     /// Open a local repository.
@@ -109,7 +125,11 @@ impl Repository {
             name: "config".into(),
             reason: e.to_string(),
         })?;
-        Ok(Repository { backend, config })
+        Ok(Repository {
+            backend,
+            config,
+            packs: Arc::default(),
+        })
     }
 
     /// Create a new repository. Fails if one exists already.
@@ -136,7 +156,11 @@ impl Repository {
             }
             r => r?,
         }
-        Ok(Repository { backend, config })
+        Ok(Repository {
+            backend,
+            config,
+            packs: Arc::default(),
+        })
     }
 
     /// Open, or create when absent (or an empty directory).
@@ -221,9 +245,50 @@ impl Repository {
             .write(&format!("index/{}", id.to_hex()), &bytes, false)
     }
 
+    fn whole_pack(&self, pack: &Id) -> Result<Arc<Vec<u8>>> {
+        let cell = {
+            let mut g = self.packs.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let (map, order) = &mut *g;
+            if let Some(c) = map.get(pack) {
+                c.clone()
+            } else {
+                let c: CachedPack = Arc::default();
+                map.insert(*pack, c.clone());
+                order.push_back(*pack);
+                while order.len() > PACK_CACHE_SIZE {
+                    if let Some(old) = order.pop_front() {
+                        map.remove(&old);
+                    }
+                }
+                c
+            }
+        };
+        let name = pack::pack_name(pack);
+        cell.get_or_init(|| {
+            self.backend
+                .read(&name)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|reason| Error::Corrupt { name, reason })
+    }
+
     /// Read and verify a blob.
     pub fn read_blob(&self, idx: &Index, id: &Id) -> Result<Vec<u8>> {
         let loc = idx.get(id).ok_or(Error::MissingBlob(*id))?;
+        if self.backend.prefers_whole_reads() {
+            let data = self.whole_pack(&loc.pack)?;
+            let start = loc.entry.offset as usize;
+            let stored = data
+                .get(start..start + loc.entry.length as usize)
+                .ok_or_else(|| Error::DamagedBlob {
+                    id: *id,
+                    pack: loc.pack,
+                    reason: "the pack is shorter than the index says".into(),
+                })?;
+            return pack::open_blob(loc.pack, &loc.entry, stored);
+        }
         let stored = self.backend.read_range(
             &pack::pack_name(&loc.pack),
             loc.entry.offset as u64,

@@ -242,6 +242,11 @@ pub trait Target: Sync {
     fn create_dir(&self, path: &[u8]) -> io::Result<()>;
     /// Write a file from its chunks, atomically (temporary name, rename).
     fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()>;
+    /// Whether [`Target::hard_link`] works; if not, every name of a hard-link
+    /// group is written as its own copy.
+    fn supports_links(&self) -> bool {
+        true
+    }
     /// Create a hard link `path` to the already restored `existing`.
     fn hard_link(&self, existing: &[u8], path: &[u8]) -> io::Result<()>;
     /// Create a symlink or FIFO.
@@ -424,12 +429,27 @@ pub fn restore(
     out: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestoreReport> {
+    restore_with(repo, dataset, opts, || {
+        LocalTarget::new(out, opts.overwrite).map(|t| Box::new(t) as Box<dyn Target>)
+    })
+}
+
+/// Restore a snapshot of `dataset` through a target made by `make_target`
+/// (called once the snapshot is selected and planned, so that a bad
+/// selection creates nothing).
+pub fn restore_with(
+    repo: &Repository,
+    dataset: &str,
+    opts: &RestoreOptions,
+    make_target: impl FnOnce() -> Result<Box<dyn Target>>,
+) -> Result<RestoreReport> {
     let snaps = repo.snapshots(Some(dataset))?;
     let snap = select(dataset, &snaps, opts.select)?.clone();
     let idx = repo.load_index()?;
     let plan = plan(repo, &idx, &snap, opts.path.as_deref())?;
-    let target = LocalTarget::new(out, opts.overwrite)?;
-    let mut outcome = execute(repo, &idx, &plan, &target, opts.threads)?;
+    let target = make_target()?;
+    let target = &*target;
+    let mut outcome = execute(repo, &idx, &plan, target, opts.threads)?;
     if opts.path.is_none() {
         let root = Node {
             name: Vec::new(),
@@ -489,8 +509,9 @@ pub fn execute(
     let mut first_of: HashMap<u64, usize> = HashMap::new();
     let mut links = Vec::new();
     let mut writes = Vec::new();
+    let links_ok = target.supports_links();
     for (i, f) in plan.files.iter().enumerate() {
-        match f.node.hardlink {
+        match f.node.hardlink.filter(|_| links_ok) {
             Some(g) => match first_of.get(&g) {
                 Some(&first) => links.push((first, i)),
                 None => {

@@ -109,6 +109,10 @@ pub struct SnapshotSummary {
     pub deleted: u64,
     /// New bytes stored.
     pub stored_bytes: u64,
+    /// Files read from the source (the others were unchanged and trusted).
+    pub files_read: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
     /// Warnings (files not read and so on).
     pub warnings: Vec<Warning>,
     /// Parent snapshot.
@@ -133,6 +137,8 @@ impl Snapshot {
             modified: self.stats.modified,
             deleted: self.stats.deleted,
             stored_bytes: self.stats.stored_bytes,
+            files_read: self.stats.files_read,
+            bytes_read: self.stats.bytes_read,
             warnings: self.warnings.clone(),
             parent: self.parent,
             source: self.source.clone(),

@@ -706,6 +706,31 @@ impl FtpClient {
         Ok(buf)
     }
 
+    /// Start downloading `remote` (RETR) as a stream.
+    pub fn open_download(&mut self, remote: &str) -> Result<Download> {
+        let s = self
+            .stream
+            .retr_as_stream(remote)
+            .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
+        Ok(Download {
+            inner: Box::new(s),
+            path: remote.to_string(),
+        })
+    }
+
+    /// Start uploading to `remote` (STOR) as a stream. For an atomic
+    /// upload, write to [`temp_name`] and [`FtpClient::rename`] afterwards.
+    pub fn open_upload(&mut self, remote: &str) -> Result<Upload> {
+        let s = self
+            .stream
+            .put_with_stream(remote)
+            .map_err(|e| Error::ftp("uploading", Some(remote), e))?;
+        Ok(Upload {
+            inner: Box::new(s),
+            path: remote.to_string(),
+        })
+    }
+
     /// Upload bytes atomically (temporary name, SIZE check, rename). With
     /// `exclusive`, fail with [`ErrorKind::AlreadyExists`] when `remote`
     /// exists already (checked just before the rename: FTP has no atomic
@@ -907,6 +932,101 @@ pub fn temp_name(remote: &str) -> String {
     let dir = url::parent(remote);
     let name = url::file_name(remote);
     url::join(dir, &format!(".{name}.bkftp-part"))
+}
+
+/// A transfer's data stream that can be completed (its final reply read).
+trait Finish: Send {
+    fn finish_boxed(self: Box<Self>) -> suppaftp::FtpResult<()>;
+}
+
+impl<T: suppaftp::TlsStream + Send + 'static> Finish for suppaftp::TransferStream<T> {
+    fn finish_boxed(self: Box<Self>) -> suppaftp::FtpResult<()> {
+        (*self).finish()
+    }
+}
+
+trait ReadFinish: Read + Finish {
+    fn into_finish(self: Box<Self>) -> Box<dyn Finish>;
+}
+impl<T: Read + Finish + 'static> ReadFinish for T {
+    fn into_finish(self: Box<Self>) -> Box<dyn Finish> {
+        self
+    }
+}
+
+trait WriteFinish: Write + Finish {
+    fn into_finish(self: Box<Self>) -> Box<dyn Finish>;
+}
+impl<T: Write + Finish + 'static> WriteFinish for T {
+    fn into_finish(self: Box<Self>) -> Box<dyn Finish> {
+        self
+    }
+}
+
+/// A download in progress: read it, then call [`Download::finish`]. While it
+/// lives, its connection must not be used for anything else.
+pub struct Download {
+    inner: Box<dyn ReadFinish>,
+    path: String,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Download({})", self.path)
+    }
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Download {
+    /// Read the server's completion reply (a transfer the server aborted
+    /// is an error here even when the bytes looked complete).
+    pub fn finish(self) -> Result<()> {
+        let path = self.path;
+        self.inner
+            .into_finish()
+            .finish_boxed()
+            .map_err(|e| Error::ftp("downloading", Some(&path), e))
+    }
+}
+
+/// An upload in progress: write it, then call [`Upload::finish`].
+pub struct Upload {
+    inner: Box<dyn WriteFinish>,
+    path: String,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Upload({})", self.path)
+    }
+}
+
+impl Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Upload {
+    /// Close the data connection and read the server's completion reply.
+    pub fn finish(mut self) -> Result<()> {
+        let path = self.path;
+        self.inner
+            .flush()
+            .map_err(|e| Error::io("uploading", &path, e))?;
+        self.inner
+            .into_finish()
+            .finish_boxed()
+            .map_err(|e| Error::ftp("uploading", Some(&path), e))
+    }
 }
 
 enum CopyError {

@@ -78,10 +78,12 @@ mod transfer;
 mod tree;
 pub mod url;
 
-pub use client::{Features, FtpClient, FtpConfig, LISTING_CAP, TlsOptions, temp_name};
+pub use client::{
+    Download, Features, FtpClient, FtpConfig, LISTING_CAP, TlsOptions, Upload, temp_name,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use list::{EntryKind, Precision, RemoteEntry};
-pub use pool::Pool;
+pub use pool::{Pool, PooledClient};
 pub use transfer::{
     Direction, Progress, ProgressFn, TransferOptions, TransferReport, download_tree, mirror,
     upload_tree,

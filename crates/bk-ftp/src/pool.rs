@@ -133,6 +133,18 @@ impl Pool {
         }
     }
 
+    /// Take a connection for as long as the returned guard lives (a
+    /// streaming transfer, say). It goes back to the pool on drop, unless
+    /// marked broken.
+    pub fn checkout(self: &std::sync::Arc<Self>) -> Result<PooledClient> {
+        let c = self.take()?;
+        Ok(PooledClient {
+            pool: self.clone(),
+            client: Some(c),
+            broken: false,
+        })
+    }
+
     /// Log out of every idle connection.
     pub fn close(&self) {
         for c in self
@@ -150,5 +162,46 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// A connection checked out of a [`Pool`]; derefs to [`FtpClient`].
+#[derive(Debug)]
+pub struct PooledClient {
+    pool: std::sync::Arc<Pool>,
+    client: Option<FtpClient>,
+    broken: bool,
+}
+
+impl PooledClient {
+    /// Do not return this connection to the pool (its session is in an
+    /// unknown state, e.g. after an interrupted transfer).
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+}
+
+impl std::ops::Deref for PooledClient {
+    type Target = FtpClient;
+    fn deref(&self) -> &FtpClient {
+        self.client.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PooledClient {
+    fn deref_mut(&mut self) -> &mut FtpClient {
+        self.client.as_mut().expect("present until drop")
+    }
+}
+
+impl Drop for PooledClient {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            if self.broken {
+                self.pool.discard(c);
+            } else {
+                self.pool.give_back(c);
+            }
+        }
     }
 }

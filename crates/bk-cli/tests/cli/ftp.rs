@@ -233,3 +233,139 @@ fn wrong_password_and_password_sources() {
         stderr(&o)
     );
 }
+
+#[test]
+fn pull_a_dataset_from_ftp_and_push_a_restore_back() {
+    let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // The dataset lives on the server.
+    let remote_ds = s.local_path("/datasets/folder2");
+    fs::create_dir_all(remote_ds.join("sub dir")).unwrap();
+    fs::write(remote_ds.join("a.txt"), "alpha").unwrap();
+    fs::write(remote_ds.join("sub dir/b.bin"), random_bytes(9, 900_000)).unwrap();
+    fs::write(remote_ds.join("sub dir/c.json"), "{}").unwrap();
+    let url = format!(
+        "ftp://{}@{}:{}/datasets/folder2",
+        s.user(),
+        s.host(),
+        s.port()
+    );
+    let repo = tmp.path().join("repo");
+    let run = |args: &[&std::ffi::OsStr]| bk_ftp(&s, args);
+
+    let o = run(&[
+        os("backup"),
+        os(&url),
+        os("--repo"),
+        repo.as_os_str(),
+        os("--json"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v0: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v0["dataset"].as_str(), v0["files"].as_u64()),
+        (Some("folder2"), Some(3))
+    );
+    assert_eq!(v0["bytes_read"], 900_000 + 5 + 2);
+    assert!(!v0["source"].as_str().unwrap().contains(s.password()));
+
+    // Nothing changed: no file content is downloaded.
+    let o = run(&[
+        os("backup"),
+        os(&url),
+        os("--repo"),
+        repo.as_os_str(),
+        os("--json"),
+    ]);
+    let v1: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v1["files_read"].as_u64(), v1["bytes_read"].as_u64()),
+        (Some(0), Some(0)),
+        "{v1}"
+    );
+    assert_eq!(v1["stored_bytes"].as_u64().map(|b| b < 4096), Some(true));
+
+    // One file changes (size and mtime): only it is downloaded.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fs::write(remote_ds.join("a.txt"), "alpha v2").unwrap();
+    let o = run(&[
+        os("backup"),
+        os(&url),
+        os("--repo"),
+        repo.as_os_str(),
+        os("--json"),
+    ]);
+    let v2: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            v2["files_read"].as_u64(),
+            v2["bytes_read"].as_u64(),
+            v2["modified"].as_u64()
+        ),
+        (Some(1), Some(8), Some(1)),
+        "{v2}"
+    );
+
+    // Restore snapshot 0 back to the server, next to the dataset.
+    let to = format!(
+        "ftp://{}@{}:{}/datasets/folder2_recovered",
+        s.user(),
+        s.host(),
+        s.port()
+    );
+    let o = run(&[
+        os("restore"),
+        os("folder2"),
+        os("--repo"),
+        repo.as_os_str(),
+        os("--to"),
+        os(&to),
+        os("--id"),
+        os("0"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let back = s.local_path("/datasets/folder2_recovered");
+    assert_eq!(fs::read_to_string(back.join("a.txt")).unwrap(), "alpha");
+    assert_eq!(
+        fs::read(back.join("sub dir/b.bin")).unwrap(),
+        random_bytes(9, 900_000)
+    );
+    assert_eq!(
+        fs::read_to_string(back.join("sub dir/c.json")).unwrap(),
+        "{}"
+    );
+    // No temporary upload names are left behind.
+    let leftovers: Vec<_> = fs::read_dir(back.join("sub dir"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("bkftp-part"))
+        .collect();
+    assert!(leftovers.is_empty());
+    // Restoring into the now non-empty directory needs --overwrite.
+    let o = run(&[
+        os("restore"),
+        os("folder2"),
+        os("--repo"),
+        repo.as_os_str(),
+        os("--to"),
+        os(&to),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    let o = run(&[
+        os("restore"),
+        os("folder2"),
+        os("--repo"),
+        repo.as_os_str(),
+        os("--to"),
+        os(&to),
+        os("--overwrite"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(back.join("a.txt")).unwrap(), "alpha v2");
+    // A missing dataset directory is a clear error.
+    let missing = format!("ftp://{}@{}:{}/datasets/nope", s.user(), s.host(), s.port());
+    let o = run(&[os("backup"), os(&missing), os("--repo"), repo.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such directory"), "{}", stderr(&o));
+}

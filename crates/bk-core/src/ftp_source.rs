@@ -1,0 +1,331 @@
+//! Datasets on FTP servers (pull mode) and restores pushed back to them.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bk_ftp::{
+    EntryKind as FtpKind, FtpClient, FtpConfig, FtpUrl, Pool, PooledClient, RemoteEntry, url,
+};
+
+use crate::error::{Error, Result};
+use crate::restore::{ChunkFeed, Target};
+use crate::source::{EntryKind, EntryMeta, Source, SourceEntry, SourceFile};
+use crate::tree::{Node, NodeKind};
+
+fn ftp_err(e: bk_ftp::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+fn rel_str(rel: &[u8]) -> Result<&str> {
+    std::str::from_utf8(rel)
+        .map_err(|_| Error::Invalid("a path is not valid UTF-8 and cannot be used over FTP".into()))
+}
+
+fn meta_of(e: &RemoteEntry) -> EntryMeta {
+    let (secs, nsec) = match e.mtime.map(|t| t.duration_since(UNIX_EPOCH)) {
+        Some(Ok(d)) => (d.as_secs() as i64, d.subsec_nanos()),
+        _ => (0, 0),
+    };
+    let kind = match e.kind {
+        FtpKind::File => EntryKind::File,
+        FtpKind::Dir => EntryKind::Dir,
+        FtpKind::Symlink => EntryKind::Symlink,
+    };
+    EntryMeta {
+        kind,
+        mode: e
+            .mode
+            .unwrap_or(if kind == EntryKind::Dir { 0o755 } else { 0o644 }),
+        uid: 0,
+        gid: 0,
+        size: e.size,
+        mtime: secs,
+        mtime_nsec: nsec,
+        inode: 0,
+        dev: 0,
+        nlink: 1,
+    }
+}
+
+/// A dataset that lives in a directory of an FTP server. Change detection
+/// uses the listing's size and mtime; changed files stream from the server
+/// through the chunker without touching local disk.
+#[derive(Debug)]
+pub struct FtpSource {
+    pool: Arc<Pool>,
+    root: String,
+}
+
+impl FtpSource {
+    /// The dataset at `url` (its path is the dataset's root directory).
+    pub fn new(url: FtpUrl, config: FtpConfig) -> FtpSource {
+        let root = url.path.clone();
+        FtpSource {
+            pool: Arc::new(Pool::new(url, config)),
+            root,
+        }
+    }
+
+    /// The connection pool (for counters).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn path(&self, rel: &[u8]) -> Result<String> {
+        Ok(if rel.is_empty() {
+            self.root.clone()
+        } else {
+            url::join(&self.root, rel_str(rel)?)
+        })
+    }
+}
+
+struct FtpFile {
+    download: Option<bk_ftp::Download>,
+    client: PooledClient,
+    done: bool,
+}
+
+impl Read for FtpFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(d) = self.download.as_mut() else {
+            return Ok(0);
+        };
+        let n = d.read(buf)?;
+        if n == 0 && !self.done {
+            self.done = true;
+            // The completion reply tells a whole file from a cut transfer.
+            if let Some(d) = self.download.take() {
+                d.finish().map_err(|e| io::Error::other(e.to_string()))?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl SourceFile for FtpFile {
+    fn meta_now(&self) -> Option<EntryMeta> {
+        None
+    }
+}
+
+impl Drop for FtpFile {
+    fn drop(&mut self) {
+        if self.download.is_some() {
+            // Dropped mid-transfer: the session is out of step.
+            self.client.mark_broken();
+        }
+    }
+}
+
+impl Source for FtpSource {
+    fn describe(&self) -> String {
+        self.pool.url().with_path(&self.root).to_string()
+    }
+
+    fn root(&self) -> Result<EntryMeta> {
+        let root = self.root.clone();
+        let e = self
+            .pool
+            .run(true, |c: &mut FtpClient| c.stat(&root))
+            .map_err(|e| Error::Invalid(format!("{}: {e}", self.describe())))?;
+        match e {
+            Some(e) if e.kind == FtpKind::Dir => Ok(meta_of(&e)),
+            Some(_) => Err(Error::Invalid(format!(
+                "cannot back up {}: it is not a directory",
+                self.describe()
+            ))),
+            None => Err(Error::Invalid(format!(
+                "cannot back up {}: no such directory on the server",
+                self.describe()
+            ))),
+        }
+    }
+
+    fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+        let p = self.path(dir)?;
+        let entries = self
+            .pool
+            .run(true, |c: &mut FtpClient| c.list(&p))
+            .map_err(ftp_err)?;
+        let mut out: Vec<SourceEntry> = entries
+            .iter()
+            .map(|e| SourceEntry {
+                name: e.name.as_bytes().to_vec(),
+                meta: Ok(meta_of(e)),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>> {
+        let p = self.path(path)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = self.pool.checkout().and_then(|mut client| {
+                let d = client.open_download(&p);
+                match d {
+                    Ok(d) => Ok(FtpFile {
+                        download: Some(d),
+                        client,
+                        done: false,
+                    }),
+                    Err(e) => {
+                        if e.is_transient() {
+                            client.mark_broken();
+                        }
+                        Err(e)
+                    }
+                }
+            });
+            match r {
+                Ok(f) => return Ok(Box::new(f)),
+                Err(e) if e.is_transient() && attempt < self.pool.config().retries => {
+                    std::thread::sleep(self.pool.config().backoff * attempt);
+                }
+                Err(e) => return Err(ftp_err(e)),
+            }
+        }
+    }
+
+    fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
+        let p = self.path(path)?;
+        let parent = url::parent(&p).to_string();
+        let name = url::file_name(&p).to_string();
+        let entries = self
+            .pool
+            .run(true, |c: &mut FtpClient| c.list(&parent))
+            .map_err(ftp_err)?;
+        entries
+            .into_iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.target)
+            .map(String::into_bytes)
+            .ok_or_else(|| {
+                Error::Invalid(format!("the server does not tell where symlink {p} points"))
+            })
+    }
+}
+
+/// A restore into a directory of an FTP server: directories created, files
+/// uploaded under a temporary name and renamed into place, mtimes set where
+/// the server allows (MFMT).
+#[derive(Debug)]
+pub struct FtpTarget {
+    pool: Arc<Pool>,
+    root: String,
+}
+
+impl FtpTarget {
+    /// Prepare `url`'s directory: absent or empty unless `overwrite`.
+    pub fn new(url: FtpUrl, config: FtpConfig, overwrite: bool) -> Result<FtpTarget> {
+        let root = url.path.clone();
+        let pool = Arc::new(Pool::new(url, config));
+        let shown = pool.url().with_path(&root).to_string();
+        let existing = match pool.run(true, |c: &mut FtpClient| c.list(&root)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == bk_ftp::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::Invalid(format!("{shown}: {e}"))),
+        };
+        if !existing.is_empty() && !overwrite {
+            return Err(Error::Invalid(format!(
+                "output directory {shown} is not empty (pass --overwrite to restore into it)"
+            )));
+        }
+        pool.run(true, |c: &mut FtpClient| c.mkdir_all(&root))
+            .map_err(|e| Error::Invalid(format!("{shown}: {e}")))?;
+        Ok(FtpTarget { pool, root })
+    }
+
+    fn path(&self, rel: &[u8]) -> io::Result<String> {
+        let r = std::str::from_utf8(rel).map_err(|_| {
+            io::Error::other("the name is not valid UTF-8 and cannot be sent over FTP")
+        })?;
+        Ok(if r.is_empty() {
+            self.root.clone()
+        } else {
+            url::join(&self.root, r)
+        })
+    }
+}
+
+fn mtime_of(n: &Node) -> SystemTime {
+    if n.mtime >= 0 {
+        UNIX_EPOCH + std::time::Duration::new(n.mtime as u64, n.mtime_nsec)
+    } else {
+        UNIX_EPOCH
+    }
+}
+
+impl Target for FtpTarget {
+    fn create_dir(&self, path: &[u8]) -> io::Result<()> {
+        let p = self.path(path)?;
+        self.pool
+            .run(true, |c: &mut FtpClient| c.mkdir_all(&p))
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()> {
+        let p = self.path(path).map_err(|e| Error::Invalid(e.to_string()))?;
+        let tmp = bk_ftp::temp_name(&p);
+        let mut client = self.pool.checkout().map_err(ftp_err)?;
+        let mut up = match client.open_upload(&tmp) {
+            Ok(u) => u,
+            Err(e) => {
+                client.mark_broken();
+                return Err(ftp_err(e));
+            }
+        };
+        let mut sent = 0u64;
+        let fed = chunks(&mut |b: &[u8]| {
+            sent += b.len() as u64;
+            up.write_all(b)
+        });
+        if let Err(e) = fed {
+            // Drop the partial upload; the session is out of step.
+            drop(up);
+            client.mark_broken();
+            return Err(e);
+        }
+        up.finish().map_err(ftp_err)?;
+        let size = client.size(&tmp).map_err(ftp_err)?;
+        if size != sent {
+            return Err(Error::Invalid(format!(
+                "uploading {p}: the server has {size} bytes, {sent} were sent"
+            )));
+        }
+        client.rename(&tmp, &p).map_err(ftp_err)?;
+        let _ = client.set_mtime(&p, mtime_of(node));
+        Ok(())
+    }
+
+    fn supports_links(&self) -> bool {
+        false
+    }
+
+    fn hard_link(&self, _existing: &[u8], _path: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("FTP cannot create hard links"))
+    }
+
+    fn create_special(&self, _path: &[u8], node: &Node) -> io::Result<()> {
+        Err(io::Error::other(match node.kind {
+            NodeKind::Symlink => "not restored: FTP cannot create symlinks",
+            _ => "not restored: FTP cannot create named pipes",
+        }))
+    }
+
+    fn set_meta(&self, path: &[u8], node: &Node) -> io::Result<()> {
+        if node.kind == NodeKind::Dir {
+            // Best effort: few servers set directory mtimes.
+            if let Ok(p) = self.path(path) {
+                let _ = self
+                    .pool
+                    .run(true, |c: &mut FtpClient| c.set_mtime(&p, mtime_of(node)));
+            }
+        }
+        Ok(())
+    }
+}
