@@ -745,8 +745,7 @@ fn report(ctx: &Ctx, runners: &[Runner], info: &Info) -> (String, Value) {
 // ---------------------------------------------------------------- setup
 
 fn build_bk(root: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut c = Command::new(cargo);
+    let mut c = crate::cargo_command();
     c.args(["build", "--release", "-p", "bk-cli"])
         .current_dir(root);
     eprintln!("$ {}", show(&c));
@@ -783,7 +782,7 @@ fn tool_version(tool: Tool, exe: &Path) -> Result<String> {
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
@@ -843,10 +842,10 @@ fn prepare_work(work: &Path, seed: u64, scale: f64) -> Result<bool> {
 
 /// Kills and reaps the child when dropped before it was waited for.
 #[derive(Debug)]
-struct ChildGuard(Option<Child>);
+pub(crate) struct ChildGuard(Option<Child>);
 
 impl ChildGuard {
-    fn spawn(cmd: &mut Command) -> Result<Self> {
+    pub(crate) fn spawn(cmd: &mut Command) -> Result<Self> {
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", show(cmd)))?;
@@ -854,7 +853,7 @@ impl ChildGuard {
     }
 
     /// Waits with `wait4`; returns the exit status and the child's peak RSS in KiB.
-    fn wait(&mut self) -> Result<(ExitStatus, u64)> {
+    pub(crate) fn wait(&mut self) -> Result<(ExitStatus, u64)> {
         let child = self.0.as_ref().context("child already reaped")?;
         let pid = libc::pid_t::try_from(child.id())?;
         let mut status: libc::c_int = 0;
@@ -893,17 +892,17 @@ impl Drop for ChildGuard {
 }
 
 #[derive(Debug)]
-struct Outcome {
-    cmd: String,
-    status: ExitStatus,
-    secs: f64,
-    max_rss_kib: u64,
-    stdout: String,
-    stderr_tail: String,
+pub(crate) struct Outcome {
+    pub(crate) cmd: String,
+    pub(crate) status: ExitStatus,
+    pub(crate) secs: f64,
+    pub(crate) max_rss_kib: u64,
+    pub(crate) stdout: String,
+    pub(crate) stderr_tail: String,
 }
 
 impl Outcome {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.status.success() {
             return Ok(());
         }
@@ -921,7 +920,7 @@ impl Outcome {
 
 /// Runs `cmd` with stdout and stderr going to `PREFIX.out` / `PREFIX.err`,
 /// timing it from spawn to reap.
-fn exec(cmd: &mut Command, prefix: &Path) -> Result<Outcome> {
+pub(crate) fn exec(cmd: &mut Command, prefix: &Path) -> Result<Outcome> {
     let with_ext = |ext: &str| {
         let mut p = prefix.as_os_str().to_owned();
         p.push(ext);
@@ -964,7 +963,7 @@ fn tail_str(s: &str, n: usize) -> &str {
 }
 
 /// A shell-like rendering of a command line (without its environment).
-fn show(cmd: &Command) -> String {
+pub(crate) fn show(cmd: &Command) -> String {
     let mut s = String::new();
     if let Some(d) = cmd.get_current_dir() {
         let _ = write!(s, "cd {} && ", shell_quote(&d.to_string_lossy()));
@@ -977,7 +976,7 @@ fn show(cmd: &Command) -> String {
     s
 }
 
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
         s.to_string()
@@ -989,7 +988,7 @@ fn shell_quote(s: &str) -> String {
 // ---------------------------------------------------------------- files
 
 /// Reads every regular file below `dir` once, to warm the page cache.
-fn warm(dir: &Path) -> Result<()> {
+pub(crate) fn warm(dir: &Path) -> Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -1026,7 +1025,7 @@ fn dir_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn remove_path(p: &Path) -> Result<()> {
+pub(crate) fn remove_path(p: &Path) -> Result<()> {
     let res = match fs::symlink_metadata(p) {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => Err(e),
@@ -1039,13 +1038,13 @@ fn remove_path(p: &Path) -> Result<()> {
 // ---------------------------------------------------------------- machine
 
 #[derive(Debug)]
-struct Machine {
-    nproc: usize,
-    cpu: String,
-    mem_kib: u64,
+pub(crate) struct Machine {
+    pub(crate) nproc: usize,
+    pub(crate) cpu: String,
+    pub(crate) mem_kib: u64,
 }
 
-fn machine_info() -> Machine {
+pub(crate) fn machine_info() -> Machine {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let field = |file: &str, key: &str| -> Option<String> {
         let text = fs::read_to_string(file).ok()?;
@@ -1066,7 +1065,7 @@ fn machine_info() -> Machine {
 }
 
 /// `git describe --always --dirty` of the workspace, without taking the index lock.
-fn bk_commit(root: &Path) -> String {
+pub(crate) fn bk_commit(root: &Path) -> String {
     Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .env("GIT_OPTIONAL_LOCKS", "0")
@@ -1080,7 +1079,7 @@ fn bk_commit(root: &Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn date_utc() -> String {
+pub(crate) fn date_utc() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .stdin(Stdio::null())
@@ -1090,12 +1089,12 @@ fn date_utc() -> String {
         .unwrap_or_default()
 }
 
-fn unix_time() -> u64 {
+pub(crate) fn unix_time() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn mb(bytes: u64) -> f64 {
+pub(crate) fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }

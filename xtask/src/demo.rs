@@ -71,8 +71,7 @@ fn say(s: &str) {
 }
 
 fn build_bk(root: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
+    let st = crate::cargo_command()
         .current_dir(root)
         .args(["build", "-p", "bk-cli"])
         .status()

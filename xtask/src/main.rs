@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 mod bench;
+mod bench_ftp;
 mod demo;
+mod e2e;
+mod proxy;
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -13,6 +16,11 @@ commands:
            restore both snapshots and compare them (no server needed)
   bench    benchmark bk against restic and borg on a generated dataset
            (`cargo xtask bench --help` for its options)
+  bench-ftp
+           benchmark bk-ftp against curl and lftp on a local pure-ftpd
+           (`cargo xtask bench-ftp --help` for its options)
+  e2e      end-to-end scenarios through the bk binary against an FTP server
+           started on 127.0.0.1 (`cargo xtask e2e --help` for its options)
   help     print this message
 ";
 
@@ -22,8 +30,9 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match cmd.as_deref() {
         Some("bench") => bench::run(rest),
+        Some("bench-ftp") => bench_ftp::run(rest),
         Some("demo") => demo::run(rest),
-        Some("e2e") => Err(anyhow::anyhow!("`e2e` is not implemented yet")),
+        Some("e2e") => e2e::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -52,4 +61,32 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// `cargo` (the one running us, if any), without the variables `cargo run`
+/// set for this binary: build scripts that watch them (ring's watches
+/// `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR`) would otherwise rerun, and
+/// their crates rebuild, every time the build switches between a plain
+/// `cargo build` and one started from `cargo xtask`.
+pub(crate) fn cargo_command() -> std::process::Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = std::process::Command::new(cargo);
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "OUT_DIR"
+            )
+        {
+            c.env_remove(key);
+        }
+    }
+    c
 }

@@ -793,7 +793,10 @@ impl FtpClient {
         let len = meta.len();
         let tmp = temp_name(remote);
         let mut offset = 0;
+        // Resuming pays for itself only on big files: small ones skip the
+        // extra round trip of asking for a partial upload's size.
         if self.features.rest_stream
+            && len >= RESUME_MIN
             && let Ok(partial) = self.stream.size(&tmp)
             && (partial as u64) < len
         {
@@ -926,6 +929,9 @@ fn connect_error(e: suppaftp::FtpError, url: &FtpUrl) -> Error {
     }
     err
 }
+
+/// Files smaller than this are uploaded whole instead of resumed.
+pub const RESUME_MIN: u64 = 1 << 20;
 
 /// The temporary name an upload goes to before its rename.
 pub fn temp_name(remote: &str) -> String {
