@@ -48,6 +48,9 @@ pub struct FtpConfig {
     pub retries: u32,
     /// First backoff delay; doubled after each failure.
     pub backoff: Duration,
+    /// Use PASV even when the server offers EPSV (PASV replies always have
+    /// their address replaced by the control connection's).
+    pub force_pasv: bool,
 }
 
 impl Default for FtpConfig {
@@ -59,6 +62,7 @@ impl Default for FtpConfig {
             connections: 4,
             retries: 5,
             backoff: Duration::from_millis(200),
+            force_pasv: false,
         }
     }
 }
@@ -88,6 +92,11 @@ impl FtpConfig {
     pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
         self.connect_timeout = connect;
         self.io_timeout = io;
+        self
+    }
+    /// Use PASV even when EPSV is offered.
+    pub fn force_pasv(mut self, yes: bool) -> Self {
+        self.force_pasv = yes;
         self
     }
     /// Retry count and first backoff.
@@ -317,7 +326,7 @@ impl FtpClient {
         stream
             .transfer_type(FileType::Binary)
             .map_err(|e| Error::ftp("setting binary mode on", Some(&url.addr()), e))?;
-        if features.epsv {
+        if features.epsv && !config.force_pasv {
             stream.set_mode(Mode::ExtendedPassive);
         } else {
             // The control connection's address, not the one a (possibly

@@ -586,3 +586,33 @@ fn a_listing_at_the_servers_cap_is_an_error_not_a_short_tree() {
     assert!(err.to_string().contains("truncated"), "{err}");
     assert!(err.to_string().contains("/big dir"), "{err}");
 }
+
+#[test]
+fn pasv_with_an_unroutable_address_uses_the_control_connection() {
+    for kind in servers_under_test() {
+        if !matches!(kind, ServerKind::Embedded | ServerKind::PureFtpd) {
+            continue; // the servers bk-testkit can make announce another address
+        }
+        // Nothing listens on 127.0.0.2: a client that trusted the PASV
+        // reply would be refused.
+        let opts = ServerOptions {
+            passive_address: Some(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+            ..ServerOptions::default()
+        };
+        let s = TestServer::start(kind, opts).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        make_tree(&src, 10);
+        let remote = base(&s, "nat");
+        let pool = Pool::new(url_of(&s, &remote), config_of(&s).force_pasv(true));
+        upload_tree(&pool, &src, &remote, &TransferOptions::default())
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        let back = tmp.path().join("back");
+        download_tree(&pool, &remote, &back, &TransferOptions::default()).unwrap();
+        assert_same_files(
+            &src,
+            &back,
+            &format!("{kind:?} behind a PASV address that does not route"),
+        );
+    }
+}

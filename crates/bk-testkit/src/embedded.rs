@@ -101,6 +101,9 @@ pub(crate) fn start(setup: &Setup<'_>) -> Result<(Layout, Started), StartError> 
         if let Some(cert) = &setup.cert {
             builder = builder.ftps(cert.cert.clone(), cert.key.clone());
         }
+        if let Some(addr) = setup.opts.passive_address {
+            builder = builder.passive_host(addr);
+        }
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         builder = builder.shutdown_indicator(async move {
             // Sent, or the sender dropped: both mean stop.

@@ -498,7 +498,10 @@ fn pure_ftpd_args(setup: &Setup<'_>, port: u16, nonce: &str) -> io::Result<Vec<S
         "-p".into(),
         format!("{}:{}", setup.passive.start(), setup.passive.end()),
         "-P".into(),
-        crate::HOST.into(),
+        setup
+            .opts
+            .passive_address
+            .map_or_else(|| crate::HOST.to_string(), |a| a.to_string()),
         "-F".into(),
         path(fortune),
     ];

@@ -190,6 +190,11 @@ pub struct ServerOptions {
     /// Passive port range; `None` picks a block that no other server of this
     /// process (nor, very likely, of another test process) uses.
     pub passive_ports: Option<RangeInclusive<u16>>,
+    /// The address announced in PASV replies instead of the one the server
+    /// listens on (embedded and pure-ftpd): e.g. `127.0.0.2`, where nothing
+    /// listens, to test clients that must use the control connection's
+    /// address when a server announces an unroutable one.
+    pub passive_address: Option<std::net::Ipv4Addr>,
     /// Extra command-line arguments (pure-ftpd, e.g. `-L 20000:8`) or extra
     /// configuration lines (vsftpd, proftpd). Ignored by the embedded server.
     pub extra_config: Vec<String>,
@@ -205,6 +210,7 @@ impl Default for ServerOptions {
             password: "bk-secret-pw".to_owned(),
             vsftpd_require_ssl_reuse: true,
             passive_ports: None,
+            passive_address: None,
             extra_config: Vec::new(),
             startup_timeout: Duration::from_secs(20),
         }
