@@ -183,7 +183,7 @@ impl Backend for FtpBackend {
         let tree = match bk_ftp::walk_remote(&self.pool, &self.root, false) {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(backend_err("listing", "", to_io(e))),
+            Err(e) => return Err(backend_err("listing", "/", to_io(e))),
         };
         let mut n = 0;
         for (p, e) in tree {

@@ -199,14 +199,22 @@ impl Source for FtpSource {
             .pool
             .run(true, |c: &mut FtpClient| c.list(&parent))
             .map_err(ftp_err)?;
-        entries
+        let mut target = entries
             .into_iter()
             .find(|e| e.name == name)
-            .and_then(|e| e.target)
-            .map(String::into_bytes)
-            .ok_or_else(|| {
-                Error::Invalid(format!("the server does not tell where symlink {p} points"))
-            })
+            .and_then(|e| e.target);
+        if target.is_none() {
+            // MLSD may not say (pure-ftpd); the LIST format's `name -> target` does.
+            target = self
+                .pool
+                .run(true, |c: &mut FtpClient| c.list_with_list(&parent))
+                .ok()
+                .and_then(|l| l.into_iter().find(|e| e.name == name))
+                .and_then(|e| e.target);
+        }
+        target.map(String::into_bytes).ok_or_else(|| {
+            Error::Invalid(format!("the server does not tell where symlink {p} points"))
+        })
     }
 }
 
@@ -240,6 +248,58 @@ impl FtpTarget {
         Ok(FtpTarget { pool, root })
     }
 
+    /// One upload attempt; the flag says whether retrying may help.
+    fn try_write(
+        &self,
+        p: &str,
+        tmp: &str,
+        node: &Node,
+        chunks: &mut ChunkFeed<'_>,
+    ) -> std::result::Result<(), (Error, bool)> {
+        let ftp = |e: bk_ftp::Error| {
+            let t = e.is_transient();
+            (ftp_err(e), t)
+        };
+        let mut client = self.pool.checkout().map_err(ftp)?;
+        let mut up = match client.open_upload(tmp) {
+            Ok(u) => u,
+            Err(e) => {
+                if e.is_transient() {
+                    client.mark_broken();
+                }
+                return Err(ftp(e));
+            }
+        };
+        let mut sent = 0u64;
+        let mut network_failed = false;
+        let fed = chunks(&mut |b: &[u8]| {
+            sent += b.len() as u64;
+            up.write_all(b).inspect_err(|_| network_failed = true)
+        });
+        if let Err(e) = fed {
+            // Drop the partial upload; the session is out of step.
+            drop(up);
+            client.mark_broken();
+            return Err((e, network_failed));
+        }
+        if let Err(e) = up.finish() {
+            client.mark_broken();
+            return Err(ftp(e));
+        }
+        let size = client.size(tmp).map_err(ftp)?;
+        if size != sent {
+            return Err((
+                Error::Invalid(format!(
+                    "uploading {p}: the server has {size} bytes, {sent} were sent"
+                )),
+                true,
+            ));
+        }
+        client.rename(tmp, p).map_err(ftp)?;
+        let _ = client.set_mtime(p, mtime_of(node));
+        Ok(())
+    }
+
     fn path(&self, rel: &[u8]) -> io::Result<String> {
         let r = std::str::from_utf8(rel).map_err(|_| {
             io::Error::other("the name is not valid UTF-8 and cannot be sent over FTP")
@@ -271,35 +331,23 @@ impl Target for FtpTarget {
     fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()> {
         let p = self.path(path).map_err(|e| Error::Invalid(e.to_string()))?;
         let tmp = bk_ftp::temp_name(&p);
-        let mut client = self.pool.checkout().map_err(ftp_err)?;
-        let mut up = match client.open_upload(&tmp) {
-            Ok(u) => u,
-            Err(e) => {
-                client.mark_broken();
-                return Err(ftp_err(e));
+        // The upload goes to a temporary name, so a transient failure
+        // (425, a dropped connection) is retried from the start.
+        let cfg = self.pool.config();
+        let mut delay = cfg.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.try_write(&p, &tmp, node, chunks) {
+                Ok(()) => return Ok(()),
+                Err((e, true)) if attempt < cfg.retries => {
+                    let _ = e;
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    attempt += 1;
+                }
+                Err((e, _)) => return Err(e),
             }
-        };
-        let mut sent = 0u64;
-        let fed = chunks(&mut |b: &[u8]| {
-            sent += b.len() as u64;
-            up.write_all(b)
-        });
-        if let Err(e) = fed {
-            // Drop the partial upload; the session is out of step.
-            drop(up);
-            client.mark_broken();
-            return Err(e);
         }
-        up.finish().map_err(ftp_err)?;
-        let size = client.size(&tmp).map_err(ftp_err)?;
-        if size != sent {
-            return Err(Error::Invalid(format!(
-                "uploading {p}: the server has {size} bytes, {sent} were sent"
-            )));
-        }
-        client.rename(&tmp, &p).map_err(ftp_err)?;
-        let _ = client.set_mtime(&p, mtime_of(node));
-        Ok(())
     }
 
     fn supports_links(&self) -> bool {

@@ -536,6 +536,8 @@ pub fn execute(
                     let e = &plan.files[i];
                     let mut written = 0u64;
                     let r = target.write_file(&e.path, &e.node, &mut |sink| {
+                        // A target may retry and feed the content again.
+                        written = 0;
                         for id in &e.node.content {
                             let data = repo.read_blob(idx, id)?;
                             sink(&data).map_err(|err| Error::Io {

@@ -111,7 +111,13 @@ pub fn parse_mlsd(line: &str) -> Option<RemoteEntry> {
                         || lv.starts_with("os.unix=slink")
                         || lv == "link" =>
                     {
-                        if let Some(t) = v.split_once("slink:").map(|(_, t)| t) {
+                        // pure-ftpd sends `slink:` with nothing after it:
+                        // an unknown target, not an empty one.
+                        if let Some(t) = v
+                            .split_once("slink:")
+                            .map(|(_, t)| t)
+                            .filter(|t| !t.is_empty())
+                        {
                             e.target = Some(t.to_string());
                         }
                         EntryKind::Symlink
