@@ -753,10 +753,7 @@ fn build_bk(root: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("{} failed ({status})", show(&c));
     }
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => root.join(t),
-        None => root.join("target"),
-    };
+    let target = crate::target_dir(root);
     let bk = target.join("release").join("bk");
     if !bk.is_file() {
         bail!("{} missing after the build", bk.display());

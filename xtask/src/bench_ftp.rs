@@ -970,10 +970,7 @@ fn build_examples(root: &Path) -> Result<(PathBuf, PathBuf)> {
     if !status.success() {
         bail!("{} failed ({status})", show(&c));
     }
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => root.join(t),
-        None => root.join("target"),
-    };
+    let target = crate::target_dir(root);
     let examples = target.join("release").join("examples");
     let (put_get, upload) = (examples.join("put_get"), examples.join("upload"));
     for p in [&put_get, &upload] {

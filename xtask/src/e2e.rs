@@ -189,7 +189,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let out_dir = target_dir(&root).join("e2e");
+    let out_dir = crate::target_dir(&root).join("e2e");
     let work = out_dir.join(opts.server.name());
     prepare_work(&work)?;
     let logs = work.join("logs");
@@ -1873,13 +1873,6 @@ fn write_combined(out_dir: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------- setup
 
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => root.join(t),
-        None => root.join("target"),
-    }
-}
-
 fn build_bk(root: &Path) -> Result<PathBuf> {
     let mut c = crate::cargo_command();
     c.args(["build", "-p", "bk-cli"]).current_dir(root);
@@ -1888,7 +1881,7 @@ fn build_bk(root: &Path) -> Result<PathBuf> {
     if !st.success() {
         bail!("cargo build -p bk-cli failed ({st})");
     }
-    let bk = target_dir(root).join("debug").join("bk");
+    let bk = crate::target_dir(root).join("debug").join("bk");
     if !bk.is_file() {
         bail!("{} missing after the build", bk.display());
     }

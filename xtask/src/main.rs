@@ -68,6 +68,14 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
 /// `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR`) would otherwise rerun, and
 /// their crates rebuild, every time the build switches between a plain
 /// `cargo build` and one started from `cargo xtask`.
+/// Cargo's target directory (`CARGO_TARGET_DIR`, relative to the root, or `target`).
+pub(crate) fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => root.join(t),
+        None => root.join("target"),
+    }
+}
+
 pub(crate) fn cargo_command() -> std::process::Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut c = std::process::Command::new(cargo);
