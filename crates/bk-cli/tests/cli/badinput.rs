@@ -432,3 +432,62 @@ fn bkignore_and_exclude() {
         .collect();
     assert_eq!(names, [".bkignore", "keep.txt", "sub", "sub/z"]);
 }
+
+#[test]
+fn full_disk_fails_cleanly_and_keeps_earlier_snapshots() {
+    if !is_root() {
+        return; // mounting a small tmpfs needs root; CI runs as root
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mounting a 3 MiB tmpfs for the full-disk test failed");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    let repo = mnt.join("repo");
+    let src = tmp.path().join("d");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("small"), random_bytes(1, 100_000)).unwrap();
+    backup(&repo, &src, &[], 0);
+    let m0 = manifest(&src);
+    // 8 MiB of incompressible data cannot fit in what is left.
+    fs::write(src.join("big"), random_bytes(2, 8 << 20)).unwrap();
+    let o = bk()
+        .arg("backup")
+        .arg(&src)
+        .arg("--repo")
+        .arg(&repo)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    // Nothing was committed, the repository checks clean and snapshot 0 restores.
+    let o = bk()
+        .args(["snapshots", "--json", "--repo"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let o = bk()
+        .args(["check", "--read-data", "--repo"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = tmp.path().join("out");
+    let o = restore(&repo, "d", &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same(&m0, &manifest(&out), "after a full disk");
+}
