@@ -5,7 +5,8 @@
 //!    `--id` and `--before`; `check --read-data`);
 //! 2. FTP dataset → local repository (pull; incremental reads; no-change run);
 //! 3. restore to an FTP directory (with and without symlinks, `--overwrite`);
-//! 4. faults: a TCP proxy in front of the control port cuts connections;
+//! 4. faults: a TCP proxy in front of the server cuts control and data
+//!    connections (passive replies are rewritten to relay data through it);
 //!    a backup either commits or fails cleanly, and the repository stays valid;
 //! 5. secrets: the FTP password appears in no output, repository or restore.
 //!
@@ -34,7 +35,8 @@ usage: cargo xtask e2e [--server KIND] [--seeds N] [--scale F] [options]
 Builds bk (dev profile), starts an FTP server on 127.0.0.1 with bk-testkit and runs
 end-to-end scenarios through the bk binary: (1) local dataset -> FTP repository,
 (2) FTP dataset -> local repository, (3) restore to an FTP directory, (4) a
-connection-cutting proxy in front of the control port, (5) a password leak scan.
+connection-cutting proxy in front of the server (control and data connections),
+(5) a password leak scan.
 Prints PASS/FAIL per scenario and a summary table (also written to
 target/e2e/results.md); exits non-zero when a scenario fails.
 
@@ -50,6 +52,10 @@ options:
   --timeout SECS     limit per bk invocation (default 600)
   --cut-max BYTES    scenario 4: cut points are uniform in 200..BYTES (default 20000)
   --cut-percent P    scenario 4: chance that a control connection is cut (default 50)
+  --data-cut-max B   scenario 4: data connections are cut after 100..B bytes, drawn
+                     log-uniformly (default 33554432, two packs)
+  --data-cut-percent P
+                     scenario 4: chance that a data connection is cut (default 25)
   --only LIST        comma list of scenario numbers to run (default 1,2,3,4,5;
                      3 needs 1)
   --keep             keep datasets, repositories and restores after a passing run
@@ -60,6 +66,8 @@ const DATASET: &str = "ds";
 const WORK_TAG: &str = ".xtask-e2e";
 /// The fault proxy: cut point range start, hard time limit.
 const CUT_MIN: u64 = 200;
+/// The fault proxy: data connections' cut points start here (log-uniform).
+const DATA_CUT_MIN: u64 = 100;
 const PROXY_MAX_RUN: Duration = Duration::from_secs(30 * 60);
 const FAULT_TRIES: usize = 5;
 /// Scenario 2: the second backup may read at most this much more than changed.
@@ -77,6 +85,10 @@ struct Opts {
     cut_max: u64,
     /// Probability (percent) that the proxy cuts a connection.
     cut_percent: u64,
+    /// Upper end (exclusive) of a data connection's cut point range.
+    data_cut_max: u64,
+    /// Probability (percent) that the proxy cuts a data connection.
+    data_cut_percent: u64,
     only: Vec<u32>,
     keep: bool,
 }
@@ -91,6 +103,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         timeout: Duration::from_secs(600),
         cut_max: 20_000,
         cut_percent: 50,
+        data_cut_max: 32 << 20,
+        data_cut_percent: 25,
         only: vec![1, 2, 3, 4, 5],
         keep: false,
     };
@@ -154,6 +168,22 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                     v.parse().ok().filter(|&n| n <= 100).with_context(|| {
                         format!("--cut-percent {v:?}: not an integer in 0..=100")
                     })?;
+            }
+            "--data-cut-max" => {
+                let v = value(&mut it)?;
+                o.data_cut_max =
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > DATA_CUT_MIN)
+                        .with_context(|| {
+                            format!("--data-cut-max {v:?}: not an integer above {DATA_CUT_MIN}")
+                        })?;
+            }
+            "--data-cut-percent" => {
+                let v = value(&mut it)?;
+                o.data_cut_percent = v.parse().ok().filter(|&n| n <= 100).with_context(|| {
+                    format!("--data-cut-percent {v:?}: not an integer in 0..=100")
+                })?;
             }
             "--only" => {
                 o.only.clear();
@@ -1153,6 +1183,9 @@ struct FaultRow {
     bytes: Vec<String>,
     planned: usize,
     cuts: usize,
+    data_conns: usize,
+    data_planned: usize,
+    data_cuts: usize,
     secs: f64,
     ok: bool,
     problems: Vec<String>,
@@ -1162,14 +1195,17 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     let ds = ctx.work.join("s4").join(DATASET);
     ctx.generate(ctx.opts.seed + 2, &ds, ctx.opts.fault_scale)?;
     sc.note(format!(
-        "proxy: 127.0.0.1 → control port {}; per connection a {}% chance of a cut after \
-         {}..{} bytes (both directions), drawn in accept order from xorshift(seed). Data connections \
-         do not go through the proxy: bk opens them to the control connection's address (the proxy's \
-         127.0.0.1) and the port from the server's EPSV reply, i.e. straight to the server.",
+        "proxy: 127.0.0.1 → control port {}; per control connection a {}% chance of a cut after \
+         {}..{} bytes (both directions, uniform); passive replies rewritten so that every data \
+         connection goes through the proxy too, each with a {}% chance of a cut after {}..{} bytes \
+         (log-uniform); plans drawn in connection order from xorshift(seed).",
         ctx.server.port(),
         ctx.opts.cut_percent,
         CUT_MIN,
-        ctx.opts.cut_max
+        ctx.opts.cut_max,
+        ctx.opts.data_cut_percent,
+        DATA_CUT_MIN,
+        ctx.opts.data_cut_max
     ));
     let upstream: SocketAddr = ctx.server.addr().parse()?;
     let timeout = ctx.opts.timeout.min(Duration::from_secs(300));
@@ -1183,6 +1219,8 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
                 seed,
                 cut_percent: ctx.opts.cut_percent,
                 cut_range: CUT_MIN..ctx.opts.cut_max,
+                data_cut_percent: ctx.opts.data_cut_percent,
+                data_cut_range: DATA_CUT_MIN..ctx.opts.data_cut_max,
                 max_run: PROXY_MAX_RUN,
             },
         )?;
@@ -1258,12 +1296,16 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
             format!("seed {seed:02}"),
             row.ok,
             format!(
-                "backup exits {}; {} control conns via proxy (bytes: {}), {} planned cuts, {} cut; {:.1} s{}",
+                "backup exits {}; {} control conns via proxy (bytes: {}), {} planned cuts, {} cut; \
+                 {} data conns, {} planned cuts, {} cut; {:.1} s{}",
                 row.attempts.join(","),
                 row.conns,
                 row.bytes.join(" "),
                 row.planned,
                 row.cuts,
+                row.data_conns,
+                row.data_planned,
+                row.data_cuts,
                 row.secs,
                 if row.problems.is_empty() {
                     String::new()
@@ -1278,6 +1320,9 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     let (conns, planned, cuts) = rows.iter().fold((0, 0, 0), |(a, b, c), r| {
         (a + r.conns, b + r.planned, c + r.cuts)
     });
+    let (dconns, dplanned, dcuts) = rows.iter().fold((0, 0, 0), |(a, b, c), r| {
+        (a + r.data_conns, b + r.data_planned, c + r.data_cuts)
+    });
     let failed_tries = rows
         .iter()
         .flat_map(|r| &r.attempts)
@@ -1285,10 +1330,11 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
         .count();
     sc.note(format!(
         "{} seeds: {conns} control connections through the proxy, {planned} planned cuts, {cuts} \
-         effective (a planned cut beyond the connection's traffic never happens); {failed_tries} \
+         effective (a planned cut beyond the connection's traffic never happens); {dconns} data \
+         connections, {dplanned} planned cuts, {dcuts} effective; {failed_tries} \
          backup run(s) failed and were retried{}",
         rows.len(),
-        if cuts * 2 < rows.len() {
+        if cuts + dcuts < rows.len() {
             format!(
                 ". Few cuts landed: bk's control connections carried {}..{} bytes here, so try \
                  --cut-max 5000 (or --cut-percent 90) for a harsher run",
@@ -1317,16 +1363,21 @@ fn fault_row(
     secs: f64,
     problems: Vec<String>,
 ) -> FaultRow {
+    let (data, control): (Vec<&ConnRecord>, Vec<&ConnRecord>) =
+        records.iter().partition(|r| r.data);
     FaultRow {
         seed,
         attempts,
-        conns: records.iter().filter(|r| !r.upstream_failed).count(),
-        bytes: records
+        conns: control.iter().filter(|r| !r.upstream_failed).count(),
+        bytes: control
             .iter()
             .map(|r| format!("{}{}", r.bytes, if r.cut { "✂" } else { "" }))
             .collect(),
-        planned: records.iter().filter(|r| r.cut_at.is_some()).count(),
-        cuts: records.iter().filter(|r| r.cut).count(),
+        planned: control.iter().filter(|r| r.cut_at.is_some()).count(),
+        cuts: control.iter().filter(|r| r.cut).count(),
+        data_conns: data.iter().filter(|r| !r.upstream_failed).count(),
+        data_planned: data.iter().filter(|r| r.cut_at.is_some()).count(),
+        data_cuts: data.iter().filter(|r| r.cut).count(),
         secs,
         ok: problems.is_empty(),
         problems,
@@ -1783,7 +1834,7 @@ fn report(opts: &Opts, info: &Info, scenarios: &[Scenario], faults: &[FaultRow])
     let _ = writeln!(s, "## `cargo xtask e2e --server {}`\n", info.server);
     let _ = writeln!(
         s,
-        "{} · {} · commit {} · {} bk invocations · dataset scale {} (scenario 4: {}, {} seeds, {}% of control connections cut after {}..{} bytes) · \
+        "{} · {} · commit {} · {} bk invocations · dataset scale {} (scenario 4: {}, {} seeds, {}% of control connections cut after {}..{} bytes, {}% of data connections after {}..{}) · \
          generator seed {} · password: {} random characters (value not recorded)\n",
         info.date,
         info.bk_version,
@@ -1795,6 +1846,9 @@ fn report(opts: &Opts, info: &Info, scenarios: &[Scenario], faults: &[FaultRow])
         opts.cut_percent,
         CUT_MIN,
         opts.cut_max,
+        opts.data_cut_percent,
+        DATA_CUT_MIN,
+        opts.data_cut_max,
         opts.seed,
         info.password_len
     );
@@ -1826,19 +1880,22 @@ fn report(opts: &Opts, info: &Info, scenarios: &[Scenario], faults: &[FaultRow])
         if sc.n == 4 && !faults.is_empty() {
             let _ = writeln!(
                 s,
-                "\n| seed | backup exit codes | control conns: bytes (✂ = cut) | planned cuts | cuts | time | result |"
+                "\n| seed | backup exit codes | control conns: bytes (✂ = cut) | planned cuts | cuts | data conns | planned data cuts | data cuts | time | result |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
             for r in faults {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}: {} | {} | {} | {:.1} s | {} |",
+                    "| {} | {} | {}: {} | {} | {} | {} | {} | {} | {:.1} s | {} |",
                     r.seed,
                     r.attempts.join(", "),
                     r.conns,
                     r.bytes.join(" "),
                     r.planned,
                     r.cuts,
+                    r.data_conns,
+                    r.data_planned,
+                    r.data_cuts,
                     r.secs,
                     if r.ok { "PASS" } else { "**FAIL**" }
                 );

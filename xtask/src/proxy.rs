@@ -1,17 +1,29 @@
 //! A fault-injecting TCP proxy for `cargo xtask e2e`: listens on
-//! `127.0.0.1`, forwards every connection to one upstream address, and cuts
-//! some connections after a pseudo-random number of bytes.
+//! `127.0.0.1`, forwards every FTP control connection to one upstream
+//! address, and cuts some connections after a pseudo-random number of bytes.
 //!
-//! The plan of each connection is drawn, in accept order, from a xorshift
-//! generator seeded by the proxy's seed: with probability `cut_percent` the
-//! connection is cut once `cut_range` bytes (both directions together) have
-//! been forwarded: the bytes up to the cut point are delivered, then both
-//! sockets are shut down (FIN to both peers). The same seed gives the same
-//! sequence of plans; which connection gets which plan depends on the order
-//! in which the client opens its connections (deterministic for a client
-//! with one connection at a time).
+//! Data connections go through the proxy too: the server's passive-mode
+//! replies (`227 … (h1,h2,h3,h4,p1,p2)` and `229 … (|||port|)`) are
+//! rewritten on their way to the client so that they name a one-shot
+//! listener of the proxy, which forwards the data connection to the port the
+//! server announced. So both kinds of connection can be cut: a cut data
+//! connection is what a stalled or reset transfer looks like to bk (an
+//! upload the server believes complete but short, a download that ends
+//! early).
 //!
-//! Everything stops at the latest after `max_run`: the accept loop and
+//! The plan of each connection is drawn from a xorshift generator seeded by
+//! the proxy's seed, in the order in which connections are opened: control
+//! connections are cut with probability `cut_percent` once `cut_range` bytes
+//! (both directions together) have been forwarded; data connections with
+//! probability `data_cut_percent` after a number of bytes drawn
+//! log-uniformly from `data_cut_range` (so a cut lands in small listings and
+//! in 16 MiB packs alike). The bytes up to the cut point are delivered, then
+//! both sockets are shut down. The same seed gives the same sequence of
+//! plans; which connection gets which plan depends on the order in which the
+//! client opens its connections (deterministic for one connection at a time,
+//! not across bk's parallel uploads).
+//!
+//! Everything stops at the latest after `max_run`: the accept loops and
 //! every forwarding thread poll a stop flag (reads time out every 200 ms),
 //! and dropping the proxy joins all threads.
 
@@ -50,13 +62,23 @@ impl XorShift {
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        // 53 random bits: exactly representable.
+        #[allow(clippy::cast_precision_loss)]
+        let x = (self.next_u64() >> 11) as f64;
+        x / (1u64 << 53) as f64
+    }
 }
 
 /// What happened to one proxied connection.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnRecord {
-    /// 0, 1, 2 … in accept order.
+    /// 0, 1, 2 … in the order the plans were drawn.
     pub(crate) index: u64,
+    /// A data connection (relayed through a rewritten passive reply).
+    pub(crate) data: bool,
     /// The planned cut point in bytes, if this connection was to be cut.
     pub(crate) cut_at: Option<u64>,
     /// Bytes forwarded (both directions).
@@ -71,21 +93,91 @@ pub(crate) struct ConnRecord {
 #[derive(Debug, Clone)]
 pub(crate) struct FaultPlan {
     pub(crate) seed: u64,
-    /// Probability (in percent) that a connection is cut.
+    /// Probability (in percent) that a control connection is cut.
     pub(crate) cut_percent: u64,
-    /// The cut point, uniform in this range of bytes.
+    /// A control connection's cut point, uniform in this range of bytes.
     pub(crate) cut_range: Range<u64>,
+    /// Probability (in percent) that a data connection is cut.
+    pub(crate) data_cut_percent: u64,
+    /// A data connection's cut point, log-uniform in this range of bytes.
+    pub(crate) data_cut_range: Range<u64>,
     /// Hard limit on the proxy's life.
     pub(crate) max_run: Duration,
 }
 
+/// State shared by the accept loop, the control handlers and the data relays.
+struct Shared {
+    plan: FaultPlan,
+    upstream: SocketAddr,
+    deadline: Instant,
+    stop: AtomicBool,
+    rng: Mutex<XorShift>,
+    next_index: AtomicU64,
+    records: Mutex<Vec<ConnRecord>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || Instant::now() >= self.deadline
+    }
+
+    /// The next connection's index and cut point.
+    fn draw(&self, data: bool) -> (u64, Option<u64>) {
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = self.next_index.fetch_add(1, Ordering::SeqCst);
+        let p = &self.plan;
+        let cut = if data {
+            (rng.below(100) < p.data_cut_percent).then(|| {
+                let (lo, hi) = (p.data_cut_range.start.max(1), p.data_cut_range.end.max(2));
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss
+                )]
+                let at = (lo as f64 * (hi as f64 / lo as f64).powf(rng.unit())) as u64;
+                at.clamp(lo, hi - 1)
+            })
+        } else {
+            (rng.below(100) < p.cut_percent).then(|| {
+                p.cut_range.start + rng.below(p.cut_range.end.saturating_sub(p.cut_range.start))
+            })
+        };
+        (index, cut)
+    }
+
+    fn record(&self, rec: ConnRecord) {
+        if let Ok(mut r) = self.records.lock() {
+            r.push(rec);
+        }
+    }
+
+    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) {
+        if let Ok(h) = thread::Builder::new().name(name).spawn(f)
+            && let Ok(mut w) = self.workers.lock()
+        {
+            w.retain(|h| !h.is_finished());
+            w.push(h);
+        }
+    }
+}
+
 /// A running proxy; dropping it stops it and joins its threads.
-#[derive(Debug)]
 pub(crate) struct FaultProxy {
     port: u16,
-    stop: Arc<AtomicBool>,
-    records: Arc<Mutex<Vec<ConnRecord>>>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FaultProxy {
@@ -94,17 +186,23 @@ impl FaultProxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let records = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared {
+            deadline: Instant::now() + plan.max_run,
+            rng: Mutex::new(XorShift::new(plan.seed)),
+            plan,
+            upstream,
+            stop: AtomicBool::new(false),
+            next_index: AtomicU64::new(0),
+            records: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
+        });
         let thread = thread::Builder::new().name("e2e-proxy".into()).spawn({
-            let stop = Arc::clone(&stop);
-            let records = Arc::clone(&records);
-            move || accept_loop(&listener, upstream, &plan, &stop, &records)
+            let shared = Arc::clone(&shared);
+            move || accept_loop(&listener, &shared)
         })?;
         Ok(FaultProxy {
             port,
-            stop,
-            records,
+            shared,
             thread: Some(thread),
         })
     }
@@ -114,18 +212,36 @@ impl FaultProxy {
     }
 
     /// Stops accepting, closes every connection and joins all threads;
-    /// returns the record of every connection, in accept order.
+    /// returns the record of every connection, in plan order.
     pub(crate) fn finish(mut self) -> Vec<ConnRecord> {
         self.shutdown();
-        let mut v = self.records.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut v = self
+            .shared
+            .records
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         v.sort_by_key(|r| r.index);
         v
     }
 
     fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // Control handlers may have spawned data relays while we joined.
+        loop {
+            let batch: Vec<JoinHandle<()>> = match self.shared.workers.lock() {
+                Ok(mut w) => w.drain(..).collect(),
+                Err(_) => break,
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for h in batch {
+                let _ = h.join();
+            }
         }
     }
 }
@@ -136,63 +252,67 @@ impl Drop for FaultProxy {
     }
 }
 
-fn accept_loop(
-    listener: &TcpListener,
-    upstream: SocketAddr,
-    plan: &FaultPlan,
-    stop: &Arc<AtomicBool>,
-    records: &Arc<Mutex<Vec<ConnRecord>>>,
-) {
-    let deadline = Instant::now() + plan.max_run;
-    let mut rng = XorShift::new(plan.seed);
-    let mut workers: Vec<JoinHandle<()>> = Vec::new();
-    let mut index = 0u64;
-    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    while !shared.stopped() {
         match listener.accept() {
             Ok((client, _)) => {
-                let cut_at = (rng.below(100) < plan.cut_percent).then(|| {
-                    plan.cut_range.start
-                        + rng.below(plan.cut_range.end.saturating_sub(plan.cut_range.start))
+                let (index, cut_at) = shared.draw(false);
+                let sh = Arc::clone(shared);
+                shared.spawn(format!("e2e-proxy-{index}"), move || {
+                    let upstream = sh.upstream;
+                    let rec = forward(&sh, client, upstream, index, false, cut_at);
+                    sh.record(rec);
                 });
-                let (stop, records) = (Arc::clone(stop), Arc::clone(records));
-                let i = index;
-                index += 1;
-                let spawned =
-                    thread::Builder::new()
-                        .name(format!("e2e-proxy-{i}"))
-                        .spawn(move || {
-                            let rec = handle(client, upstream, i, cut_at, &stop, deadline);
-                            if let Ok(mut r) = records.lock() {
-                                r.push(rec);
-                            }
-                        });
-                if let Ok(h) = spawned {
-                    workers.push(h);
-                }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 thread::sleep(Duration::from_millis(5));
             }
             Err(_) => thread::sleep(Duration::from_millis(20)),
         }
-        workers.retain(|h| !h.is_finished());
     }
-    stop.store(true, Ordering::SeqCst);
-    for h in workers {
-        let _ = h.join();
-    }
+    shared.stop.store(true, Ordering::SeqCst);
 }
 
-fn handle(
+/// Listens once on a fresh port for the data connection that a passive
+/// reply announced, and relays it to `target` (the server's data port).
+/// Returns the port to announce to the client instead.
+fn open_data_relay(shared: &Arc<Shared>, target: SocketAddr) -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let (index, cut_at) = shared.draw(true);
+    let sh = Arc::clone(shared);
+    shared.spawn(format!("e2e-proxy-data-{index}"), move || {
+        // The client connects right after the reply; give up after 60 s.
+        let until = Instant::now() + Duration::from_secs(60);
+        while !sh.stopped() && Instant::now() < until {
+            match listener.accept() {
+                Ok((client, _)) => {
+                    let rec = forward(&sh, client, target, index, true, cut_at);
+                    sh.record(rec);
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(port)
+}
+
+fn forward(
+    shared: &Arc<Shared>,
     client: TcpStream,
     upstream: SocketAddr,
     index: u64,
+    data: bool,
     cut_at: Option<u64>,
-    stop: &AtomicBool,
-    deadline: Instant,
 ) -> ConnRecord {
     let mut rec = ConnRecord {
         index,
+        data,
         cut_at,
         bytes: 0,
         cut: false,
@@ -221,16 +341,118 @@ fn handle(
         total: &total,
         cut_at,
         cut: &cut,
-        stop,
-        deadline,
+        shared,
     };
+    // Replies on a control connection are rewritten; data flows untouched.
+    let mut rewriter = (!data).then(|| ReplyRewriter {
+        shared: Arc::clone(shared),
+        pending: Vec::new(),
+        passthrough: false,
+    });
     thread::scope(|s| {
-        s.spawn(|| link.pump(&client, &server));
-        link.pump(&server2, &client2);
+        s.spawn(|| link.pump(&client, &server, None));
+        link.pump(&server2, &client2, rewriter.as_mut());
     });
     rec.bytes = total.load(Ordering::SeqCst);
     rec.cut = cut.load(Ordering::SeqCst);
     rec
+}
+
+/// Rewrites the passive-mode replies of a control connection (server →
+/// client) to point at data relays of the proxy.
+struct ReplyRewriter {
+    shared: Arc<Shared>,
+    /// The start of a line that may be a passive reply.
+    pending: Vec<u8>,
+    /// In the middle of a line that is not one.
+    passthrough: bool,
+}
+
+impl ReplyRewriter {
+    /// Takes bytes from the server; returns what to send on. A line that
+    /// may still turn out to be a passive reply waits until it is complete;
+    /// everything else passes at once.
+    fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 16);
+        for &b in data {
+            if self.passthrough {
+                out.push(b);
+                self.passthrough = b != b'\n';
+                continue;
+            }
+            self.pending.push(b);
+            if b == b'\n' {
+                let line = std::mem::take(&mut self.pending);
+                out.extend_from_slice(&self.rewrite(line));
+                continue;
+            }
+            let p = &self.pending;
+            let head = &p[..p.len().min(4)];
+            let maybe = p.len() <= 512 && (b"227 ".starts_with(head) || b"229 ".starts_with(head));
+            if !maybe {
+                out.append(&mut self.pending);
+                self.passthrough = true;
+            }
+        }
+        out
+    }
+
+    /// Whatever is left at the end of the stream.
+    fn flush(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
+    fn rewrite(&self, line: Vec<u8>) -> Vec<u8> {
+        let Ok(text) = std::str::from_utf8(&line) else {
+            return line;
+        };
+        let ip = self.shared.upstream.ip();
+        if text.starts_with("229 ") {
+            // 229 Entering Extended Passive Mode (|||port|)
+            let Some(open) = text.find("(|||") else {
+                return line;
+            };
+            let start = open + 4;
+            let Some(len) = text[start..].find('|') else {
+                return line;
+            };
+            let Ok(port) = text[start..start + len].parse::<u16>() else {
+                return line;
+            };
+            let Ok(mine) = open_data_relay(&self.shared, SocketAddr::new(ip, port)) else {
+                return line;
+            };
+            return format!("{}{mine}{}", &text[..start], &text[start + len..]).into_bytes();
+        }
+        if text.starts_with("227 ") {
+            // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
+            let Some(start) = text[4..].find(|c: char| c.is_ascii_digit()).map(|i| i + 4) else {
+                return line;
+            };
+            let len = text[start..]
+                .find(|c: char| !(c.is_ascii_digit() || c == ','))
+                .unwrap_or(text.len() - start);
+            let nums: Vec<u16> = text[start..start + len]
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            let [_, _, _, _, p1, p2] = nums[..] else {
+                return line;
+            };
+            let Ok(mine) = open_data_relay(&self.shared, SocketAddr::new(ip, p1 * 256 + p2)) else {
+                return line;
+            };
+            return format!(
+                "{}127,0,0,1,{},{}{}",
+                &text[..start],
+                mine >> 8,
+                mine & 0xff,
+                &text[start + len..]
+            )
+            .into_bytes();
+        }
+        line
+    }
 }
 
 /// State shared by the two directions of one connection.
@@ -238,13 +460,13 @@ struct Link<'a> {
     total: &'a AtomicU64,
     cut_at: Option<u64>,
     cut: &'a AtomicBool,
-    stop: &'a AtomicBool,
-    deadline: Instant,
+    shared: &'a Shared,
 }
 
 impl Link<'_> {
-    /// Copies `from` → `to` until EOF, an error, the cut, or the stop flag.
-    fn pump(&self, mut from: &TcpStream, mut to: &TcpStream) {
+    /// Copies `from` → `to` until EOF, an error, the cut, or the stop flag,
+    /// passing the bytes through `rewriter` if there is one.
+    fn pump(&self, mut from: &TcpStream, to: &TcpStream, mut rewriter: Option<&mut ReplyRewriter>) {
         let kill = || {
             let _ = from.shutdown(Shutdown::Both);
             let _ = to.shutdown(Shutdown::Both);
@@ -256,17 +478,21 @@ impl Link<'_> {
             kill();
             return;
         }
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if self.stop.load(Ordering::SeqCst)
-                || self.cut.load(Ordering::SeqCst)
-                || Instant::now() >= self.deadline
-            {
+            if self.shared.stopped() || self.cut.load(Ordering::SeqCst) {
                 kill();
                 return;
             }
             let n = match from.read(&mut buf) {
                 Ok(0) => {
+                    if let Some(rw) = rewriter.as_deref_mut() {
+                        let rest = rw.flush();
+                        if !rest.is_empty() && !self.send(to, &rest) {
+                            kill();
+                            return;
+                        }
+                    }
                     let _ = to.shutdown(Shutdown::Write);
                     return;
                 }
@@ -284,25 +510,38 @@ impl Link<'_> {
                     return;
                 }
             };
-            let len = n as u64;
-            let before = self.total.fetch_add(len, Ordering::SeqCst);
-            let (send, cut_now) = match self.cut_at {
-                Some(limit) if before + len >= limit => {
-                    (limit.saturating_sub(before).min(len), true)
+            let ok = match rewriter.as_deref_mut() {
+                Some(rw) => {
+                    let out = rw.feed(&buf[..n]);
+                    out.is_empty() || self.send(to, &out)
                 }
-                _ => (len, false),
+                None => self.send(to, &buf[..n]),
             };
-            let send = usize::try_from(send).unwrap_or(n);
-            if to.write_all(&buf[..send]).is_err() {
-                kill();
-                return;
-            }
-            if cut_now {
-                self.cut.store(true, Ordering::SeqCst);
+            if !ok {
                 kill();
                 return;
             }
         }
+    }
+
+    /// Forwards `data`, or its part up to the cut point; false when the
+    /// connection is done (cut or the write failed).
+    fn send(&self, mut to: &TcpStream, data: &[u8]) -> bool {
+        let len = data.len() as u64;
+        let before = self.total.fetch_add(len, Ordering::SeqCst);
+        let (send, cut_now) = match self.cut_at {
+            Some(limit) if before + len >= limit => (limit.saturating_sub(before).min(len), true),
+            _ => (len, false),
+        };
+        let send = usize::try_from(send).unwrap_or(data.len());
+        if to.write_all(&data[..send]).is_err() {
+            return false;
+        }
+        if cut_now {
+            self.cut.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 }
 
@@ -342,6 +581,8 @@ mod tests {
             seed: 1,
             cut_percent: 100,
             cut_range: 1000..1001,
+            data_cut_percent: 0,
+            data_cut_range: 1..2,
             max_run: Duration::from_secs(20),
         };
         let proxy = FaultProxy::start(addr, plan).unwrap();
@@ -355,5 +596,143 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert!(recs[0].cut);
         assert_eq!(recs[0].cut_at, Some(1000));
+    }
+
+    /// A fake server: a control connection that announces a passive port in
+    /// the given reply format, and a data port that sends `size` bytes.
+    fn passive_server(epsv: bool, size: usize) -> (SocketAddr, thread::JoinHandle<()>) {
+        let ctl = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = ctl.local_addr().unwrap();
+        let h = thread::spawn(move || {
+            let data = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let p = data.local_addr().unwrap().port();
+            let (mut c, _) = ctl.accept().unwrap();
+            let reply = if epsv {
+                format!("229 Entering Extended Passive Mode (|||{p}|)\r\n")
+            } else {
+                format!(
+                    "227 Entering Passive Mode (127,0,0,1,{},{}).\r\n",
+                    p >> 8,
+                    p & 0xff
+                )
+            };
+            c.write_all(reply.as_bytes()).unwrap();
+            let (mut d, _) = data.accept().unwrap();
+            let _ = d.write_all(&vec![b'd'; size]);
+            drop(d);
+            c.write_all(b"226 done\r\n").unwrap();
+            let mut sink = Vec::new();
+            let _ = c.read_to_end(&mut sink);
+        });
+        (addr, h)
+    }
+
+    /// Reads the passive reply through the proxy, connects to the port it
+    /// names, and returns (reply, bytes received on the data connection).
+    fn fetch(proxy_port: u16) -> (String, usize) {
+        let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy_port)).unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            c.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+        }
+        let reply = String::from_utf8(line).unwrap();
+        let port = if let Some(i) = reply.find("(|||") {
+            reply[i + 4..]
+                .split('|')
+                .next()
+                .unwrap()
+                .parse::<u16>()
+                .unwrap()
+        } else {
+            let inner = reply.split('(').nth(1).unwrap().split(')').next().unwrap();
+            let n: Vec<u16> = inner.split(',').map(|s| s.parse().unwrap()).collect();
+            n[4] * 256 + n[5]
+        };
+        let mut d = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let mut got = Vec::new();
+        let _ = d.read_to_end(&mut got);
+        drop(c);
+        (reply, got.len())
+    }
+
+    #[test]
+    fn relays_and_cuts_data_connections_of_both_passive_replies() {
+        for epsv in [true, false] {
+            let (addr, server) = passive_server(epsv, 300_000);
+            let plan = FaultPlan {
+                seed: 3,
+                cut_percent: 0,
+                cut_range: 1..2,
+                data_cut_percent: 100,
+                data_cut_range: 5000..5001,
+                max_run: Duration::from_secs(20),
+            };
+            let proxy = FaultProxy::start(addr, plan).unwrap();
+            let (reply, got) = fetch(proxy.port());
+            // The reply names the proxy's relay, not the server's data port.
+            assert!(
+                reply.starts_with(if epsv { "229 " } else { "227 " }),
+                "{reply}"
+            );
+            assert_eq!(
+                got, 5000,
+                "the data connection is cut at the planned byte ({reply})"
+            );
+            let recs = proxy.finish();
+            server.join().unwrap();
+            let data: Vec<&ConnRecord> = recs.iter().filter(|r| r.data).collect();
+            assert_eq!(data.len(), 1, "{recs:?}");
+            assert!(data[0].cut && data[0].cut_at == Some(5000), "{recs:?}");
+            assert_eq!(recs.iter().filter(|r| !r.data).count(), 1);
+        }
+    }
+
+    #[test]
+    fn uncut_data_connections_pass_everything() {
+        let (addr, server) = passive_server(true, 1_000_000);
+        let plan = FaultPlan {
+            seed: 3,
+            cut_percent: 0,
+            cut_range: 1..2,
+            data_cut_percent: 0,
+            data_cut_range: 1..2,
+            max_run: Duration::from_secs(20),
+        };
+        let proxy = FaultProxy::start(addr, plan).unwrap();
+        let (_, got) = fetch(proxy.port());
+        assert_eq!(got, 1_000_000);
+        let recs = proxy.finish();
+        server.join().unwrap();
+        assert!(
+            recs.iter()
+                .any(|r| r.data && r.bytes == 1_000_000 && !r.cut),
+            "{recs:?}"
+        );
+    }
+
+    #[test]
+    fn data_cut_points_are_log_uniform_within_the_range() {
+        let plan = FaultPlan {
+            seed: 9,
+            cut_percent: 0,
+            cut_range: 1..2,
+            data_cut_percent: 100,
+            data_cut_range: 100..10_000_000,
+            max_run: Duration::from_secs(1),
+        };
+        let up: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let proxy = FaultProxy::start(up, plan).unwrap();
+        let cuts: Vec<u64> = (0..1000)
+            .map(|_| proxy.shared.draw(true).1.unwrap())
+            .collect();
+        assert!(cuts.iter().all(|c| (100..10_000_000).contains(c)));
+        // Log-uniform: about a fifth per decade.
+        let below_10k = cuts.iter().filter(|&&c| c < 10_000).count();
+        assert!(
+            (300..500).contains(&below_10k),
+            "{below_10k} of 1000 below 10 kB"
+        );
     }
 }
