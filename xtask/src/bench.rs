@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 const HELP: &str = "\
 usage: cargo xtask bench [--scale F] [--seed N] [--work DIR] [--tools LIST] [--keep]
+       cargo xtask bench --ftp [options]   (`cargo xtask bench --ftp --help`)
 
 Builds bk in release mode, generates a dataset with tests/bench/gen_dataset.py and
 times bk, restic and borg on the same sequence: v0 backup, no-change backup,
@@ -37,6 +38,9 @@ options:
                  runs, restic and borg are skipped when not on PATH
   --keep         keep the dataset, repositories and restored trees afterwards
                  (default: remove them, keep logs/ and results.*)
+  --ftp          the same dataset over FTP instead: bk with its repository on a local
+                 pure-ftpd next to restic (rclone backend), duplicity, rclone sync and
+                 lftp mirror, and bk's pull mode (see `cargo xtask bench --ftp --help`)
 ";
 
 /// Row labels of the timed steps, in order.
@@ -53,12 +57,12 @@ const RESTORE_OLDEST: usize = 5;
 /// restic tags / borg archive names of the four backups.
 const LABELS: [&str; 4] = ["v0", "v0-again", "v1", "v2"];
 /// bk's dataset name.
-const DATASET: &str = "ds";
+pub(crate) const DATASET: &str = "ds";
 /// Marks a work directory as ours, so that it may be wiped.
 const WORK_TAG: &str = ".xtask-bench";
 /// Seed, scale and state of the generated dataset.
-const MARKER: &str = "dataset.json";
-const DATASET_DIR: &str = "dataset";
+pub(crate) const MARKER: &str = "dataset.json";
+pub(crate) const DATASET_DIR: &str = "dataset";
 
 #[derive(Debug)]
 struct Opts {
@@ -70,7 +74,7 @@ struct Opts {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tool {
+pub(crate) enum Tool {
     Bk,
     Restic,
     Borg,
@@ -153,6 +157,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
 }
 
 pub fn run(args: Vec<String>) -> Result<()> {
+    if args.iter().any(|a| a == "--ftp") {
+        return crate::bench_over_ftp::run(args.into_iter().filter(|a| a != "--ftp").collect());
+    }
     let Some(opts) = parse_args(args)? else {
         return Ok(());
     };
@@ -224,49 +231,49 @@ pub fn run(args: Vec<String>) -> Result<()> {
 }
 
 #[derive(Debug)]
-struct Ctx {
-    root: PathBuf,
-    work: PathBuf,
-    logs: PathBuf,
-    n_log: usize,
+pub(crate) struct Ctx {
+    pub(crate) root: PathBuf,
+    pub(crate) work: PathBuf,
+    pub(crate) logs: PathBuf,
+    pub(crate) n_log: usize,
     /// The dataset directory (absolute; the same path for every backup).
-    src: PathBuf,
-    seed: u64,
-    scale: f64,
+    pub(crate) src: PathBuf,
+    pub(crate) seed: u64,
+    pub(crate) scale: f64,
 }
 
 impl Ctx {
-    fn python(&self, script: &str) -> Command {
+    pub(crate) fn python(&self, script: &str) -> Command {
         let mut c = Command::new("python3");
         c.arg(self.root.join("tests").join("bench").join(script));
         c
     }
 
-    fn exec(&mut self, cmd: &mut Command, name: &str) -> Result<Outcome> {
+    pub(crate) fn exec(&mut self, cmd: &mut Command, name: &str) -> Result<Outcome> {
         self.n_log += 1;
         let prefix = self.logs.join(format!("{:02}-{name}", self.n_log));
         exec(cmd, &prefix)
     }
 
-    fn exec_ok(&mut self, cmd: &mut Command, name: &str) -> Result<Outcome> {
+    pub(crate) fn exec_ok(&mut self, cmd: &mut Command, name: &str) -> Result<Outcome> {
         let o = self.exec(cmd, name)?;
         o.check()?;
         Ok(o)
     }
 
-    fn set_marker(&self, state: &str) -> Result<()> {
+    pub(crate) fn set_marker(&self, state: &str) -> Result<()> {
         let m = json!({"seed": self.seed, "scale": self.scale, "state": state});
         fs::write(self.work.join(MARKER), serde_json::to_string_pretty(&m)?)?;
         Ok(())
     }
 
-    fn stats(&mut self, name: &str) -> Result<String> {
+    pub(crate) fn stats(&mut self, name: &str) -> Result<String> {
         let mut c = self.python("gen_dataset.py");
         c.arg("stats").arg(&self.src);
         Ok(self.exec_ok(&mut c, name)?.stdout.trim().to_string())
     }
 
-    fn mutate(&mut self, version: u32) -> Result<String> {
+    pub(crate) fn mutate(&mut self, version: u32) -> Result<String> {
         let mut c = self.python("gen_dataset.py");
         c.args([
             "mutate",
@@ -484,26 +491,7 @@ impl Runner {
 
 fn bench(ctx: &mut Ctx, runners: &mut [Runner], reuse: bool, notes: Vec<String>) -> Result<()> {
     let started = unix_time();
-    let scale_s = ctx.scale.to_string();
-    if reuse {
-        eprintln!(
-            "reusing the dataset in {} (seed {}, scale {scale_s})",
-            ctx.src.display(),
-            ctx.seed
-        );
-    } else {
-        eprintln!(
-            "generating the dataset (seed {}, scale {scale_s}) in {}",
-            ctx.seed,
-            ctx.src.display()
-        );
-        let mut c = ctx.python("gen_dataset.py");
-        c.args(["gen", "--seed", &ctx.seed.to_string(), "--out"]);
-        c.arg(&ctx.src).args(["--scale", &scale_s]);
-        let o = ctx.exec_ok(&mut c, "gen")?;
-        eprintln!("{} ({:.1} s)", o.stdout.trim(), o.secs);
-        ctx.set_marker("pristine")?;
-    }
+    generate(ctx, reuse)?;
     let stats_v0 = ctx.stats("stats-v0")?;
     eprintln!("dataset: {stats_v0}");
 
@@ -576,6 +564,32 @@ fn bench(ctx: &mut Ctx, runners: &mut [Runner], reuse: bool, notes: Vec<String>)
         ctx.work.join("results.md").display(),
         ctx.work.join("results.json").display()
     );
+    Ok(())
+}
+
+/// Generates the dataset into `ctx.src`, unless an unmutated one of the same
+/// seed and scale is `reuse`d.
+pub(crate) fn generate(ctx: &mut Ctx, reuse: bool) -> Result<()> {
+    let scale_s = ctx.scale.to_string();
+    if reuse {
+        eprintln!(
+            "reusing the dataset in {} (seed {}, scale {scale_s})",
+            ctx.src.display(),
+            ctx.seed
+        );
+    } else {
+        eprintln!(
+            "generating the dataset (seed {}, scale {scale_s}) in {}",
+            ctx.seed,
+            ctx.src.display()
+        );
+        let mut c = ctx.python("gen_dataset.py");
+        c.args(["gen", "--seed", &ctx.seed.to_string(), "--out"]);
+        c.arg(&ctx.src).args(["--scale", &scale_s]);
+        let o = ctx.exec_ok(&mut c, "gen")?;
+        eprintln!("{} ({:.1} s)", o.stdout.trim(), o.secs);
+        ctx.set_marker("pristine")?;
+    }
     Ok(())
 }
 
@@ -744,7 +758,7 @@ fn report(ctx: &Ctx, runners: &[Runner], info: &Info) -> (String, Value) {
 
 // ---------------------------------------------------------------- setup
 
-fn build_bk(root: &Path) -> Result<PathBuf> {
+pub(crate) fn build_bk(root: &Path) -> Result<PathBuf> {
     let mut c = crate::cargo_command();
     c.args(["build", "--release", "-p", "bk-cli"])
         .current_dir(root);
@@ -761,7 +775,7 @@ fn build_bk(root: &Path) -> Result<PathBuf> {
     Ok(bk)
 }
 
-fn tool_version(tool: Tool, exe: &Path) -> Result<String> {
+pub(crate) fn tool_version(tool: Tool, exe: &Path) -> Result<String> {
     let arg = if tool == Tool::Restic {
         "version"
     } else {
@@ -791,7 +805,7 @@ pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
 
 /// Empties the work directory, keeping an unmutated dataset of the same seed
 /// and scale. Returns whether that dataset is reused.
-fn prepare_work(work: &Path, seed: u64, scale: f64) -> Result<bool> {
+pub(crate) fn prepare_work(work: &Path, seed: u64, scale: f64) -> Result<bool> {
     let mut reuse = false;
     if work.exists() {
         let nonempty = fs::read_dir(work)
@@ -1005,7 +1019,7 @@ pub(crate) fn warm(dir: &Path) -> Result<()> {
 }
 
 /// Sum of the sizes of the regular files below `dir`.
-fn dir_bytes(dir: &Path) -> Result<u64> {
+pub(crate) fn dir_bytes(dir: &Path) -> Result<u64> {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod bench_ftp;
+mod bench_over_ftp;
 mod demo;
 mod e2e;
 mod proxy;
@@ -14,8 +15,10 @@ usage: cargo xtask <command> [options]
 commands:
   demo     build bk, back up a sample dataset twice into a local repository,
            restore both snapshots and compare them (no server needed)
-  bench    benchmark bk against restic and borg on a generated dataset
-           (`cargo xtask bench --help` for its options)
+  bench    benchmark bk against restic and borg on a generated dataset;
+           with --ftp, bk's FTP repository and pull mode against restic
+           (rclone), duplicity, rclone sync and lftp on a local pure-ftpd
+           (`cargo xtask bench --help`, `cargo xtask bench --ftp --help`)
   bench-ftp
            benchmark bk-ftp against curl and lftp on a local pure-ftpd
            (`cargo xtask bench-ftp --help` for its options)
