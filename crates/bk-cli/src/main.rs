@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bk_core::archiver::default_threads;
+use bk_core::location::RepoLocation;
 use bk_core::tree::{NodeKind, display_path};
 use bk_core::{BackupOptions, LocalSource, Repository, RestoreOptions, Select, Snapshot};
 use clap::{Parser, Subcommand};
@@ -129,6 +130,20 @@ enum Command {
     },
     /// Remove a stale repository lock.
     Unlock,
+    /// Serve the web UI: back up and recover datasets from a browser.
+    Web {
+        /// Address to listen on. Anything but a loopback address needs
+        /// --ui-password-file.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// A local directory whose subdirectories may be backed up and
+        /// recovered into (repeatable).
+        #[arg(long = "allow-root", value_name = "DIR")]
+        allow_root: Vec<PathBuf>,
+        /// File holding the UI's access password (must not be readable by others).
+        #[arg(long, value_name = "FILE")]
+        ui_password_file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -164,31 +179,26 @@ fn one_line(e: &anyhow::Error) -> String {
     s
 }
 
-/// Where the repository lives.
-enum RepoLocation {
-    Local(PathBuf),
-    Ftp(bk_core::bk_ftp::FtpUrl),
-}
-
 fn repo_location(cli: &Cli) -> Result<RepoLocation> {
     let Some(p) = cli.repo.as_deref() else {
         bail!("no repository given: pass --repo REPO or set BK_REPO");
     };
     let s = p.to_string_lossy();
     if is_ftp(&s) {
-        return Ok(RepoLocation::Ftp(ftp_url(cli, &s)?));
+        return Ok(RepoLocation::Ftp {
+            url: ftp_url(cli, &s)?,
+            config: ftp_config(cli),
+        });
     }
     if s.contains("://") {
-        bail!(
-            "unsupported repository URL scheme in {:?}: use a local path, ftp:// or ftps://",
-            s.split("://").next().unwrap_or("")
-        );
+        // Let the engine word the refusal.
+        RepoLocation::parse(&s, ftp_config(cli))?;
     }
     Ok(RepoLocation::Local(p.to_path_buf()))
 }
 
 fn is_ftp(s: &str) -> bool {
-    s.starts_with("ftp://") || s.starts_with("ftps://")
+    bk_core::location::is_ftp(s)
 }
 
 /// Parse an FTP URL and attach the password.
@@ -221,55 +231,40 @@ fn ftp_config(cli: &Cli) -> bk_core::bk_ftp::FtpConfig {
 /// others can read it).
 fn ftp_password(cli: &Cli) -> Result<Option<String>> {
     if let Some(f) = &cli.password_file {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(f)
-            .with_context(|| format!("reading password file {}", f.display()))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            bail!(
-                "password file {} is readable by others (mode {:o}); run chmod 600 on it",
-                f.display(),
-                meta.permissions().mode() & 0o777
-            );
-        }
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading password file {}", f.display()))?;
-        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
+        return Ok(Some(read_password_file(f)?));
     }
     Ok(std::env::var("BK_FTP_PASSWORD").ok())
 }
 
-fn ftp_backend(
-    cli: &Cli,
-    url: bk_core::bk_ftp::FtpUrl,
-) -> Result<std::sync::Arc<bk_core::FtpBackend>> {
-    let b = std::sync::Arc::new(bk_core::FtpBackend::new(url, ftp_config(cli)));
-    b.connect()?;
-    Ok(b)
+/// A password from a file that others cannot read; a final newline is dropped.
+fn read_password_file(f: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(f).with_context(|| format!("reading password file {}", f.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "password file {} is readable by others (mode {:o}); run chmod 600 on it",
+            f.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    let text = std::fs::read_to_string(f)
+        .with_context(|| format!("reading password file {}", f.display()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn open(cli: &Cli) -> Result<Repository> {
-    Ok(match repo_location(cli)? {
-        RepoLocation::Local(p) => Repository::open_local(&p)?,
-        RepoLocation::Ftp(url) => Repository::open(ftp_backend(cli, url)?)?,
-    })
+    Ok(repo_location(cli)?.open()?)
 }
 
 fn open_or_init(cli: &Cli) -> Result<Repository> {
-    Ok(match repo_location(cli)? {
-        RepoLocation::Local(p) => Repository::open_or_init_local(&p)?,
-        RepoLocation::Ftp(url) => Repository::open_or_init(ftp_backend(cli, url)?)?,
-    })
+    Ok(repo_location(cli)?.open_or_init()?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init => {
-            let repo = match repo_location(&cli)? {
-                RepoLocation::Local(p) => {
-                    Repository::init(std::sync::Arc::new(bk_core::LocalBackend::new(p)))?
-                }
-                RepoLocation::Ftp(url) => Repository::init(ftp_backend(&cli, url)?)?,
-            };
+            let repo = repo_location(&cli)?.init()?;
             eprintln!("created repository at {}", repo.backend().location());
             Ok(ExitCode::SUCCESS)
         }
@@ -533,6 +528,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("bk: check found {} error(s)", r.errors.len());
                 Ok(ExitCode::from(1))
             }
+        }
+        Command::Web {
+            listen,
+            allow_root,
+            ui_password_file,
+        } => {
+            let mut opts = bk_web::WebOptions::new()
+                .listen(*listen)
+                .ftp_config(ftp_config(&cli));
+            if let Some(f) = ui_password_file {
+                let pw = read_password_file(f)?;
+                if pw.is_empty() {
+                    bail!("the UI password file {} is empty", f.display());
+                }
+                opts = opts.ui_password(bk_core::bk_ftp::Secret::new(pw));
+            } else if !listen.ip().is_loopback() {
+                bail!(
+                    "refusing to listen on {listen} without a UI password: anyone who can reach that address could read and overwrite your backups; pass --ui-password-file FILE, or listen on 127.0.0.1"
+                );
+            }
+            if cli.repo.is_some() {
+                opts = opts.repo(repo_location(&cli)?);
+            }
+            for r in allow_root {
+                opts = opts.allow_root(r);
+            }
+            bk_web::run(opts)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Unlock => {
             let repo = open(&cli)?;

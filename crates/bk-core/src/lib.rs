@@ -42,6 +42,7 @@ pub mod ftp_backend;
 pub mod ftp_source;
 pub mod id;
 pub mod index;
+pub mod location;
 pub mod pack;
 pub mod repo;
 pub mod restore;
@@ -61,7 +62,7 @@ pub use ftp_backend::FtpBackend;
 pub use ftp_source::{FtpSource, FtpTarget};
 pub use id::Id;
 pub use repo::Repository;
-pub use restore::{RestoreOptions, RestoreReport, restore};
+pub use restore::{RestoreOptions, RestoreProgress, RestoreReport, restore};
 pub use snapshot::{Select, Snapshot, SnapshotSummary, parse_time};
 pub use source::{LocalSource, Source};
 

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use filetime::FileTime;
 
@@ -19,8 +19,25 @@ use crate::repo::Repository;
 use crate::snapshot::{Select, Snapshot, select};
 use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join};
 
+/// Receives the progress of a restore, from the writer threads (so it must
+/// be cheap and thread-safe). Every method has a no-op default.
+pub trait RestoreProgress: Send + Sync {
+    /// The plan is made: this many files and bytes of content will be written.
+    fn planned(&self, _files: u64, _bytes: u64) {}
+    /// `bytes` more bytes of `path` were written.
+    fn bytes_written(&self, _path: &[u8], _bytes: u64) {}
+    /// A file was written (or failed: the restore's errors say which).
+    fn file_done(&self, _path: &[u8]) {}
+}
+
+/// The progress receiver that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl RestoreProgress for NoProgress {}
+
 /// Options of a restore.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RestoreOptions {
     /// Which snapshot.
@@ -31,6 +48,20 @@ pub struct RestoreOptions {
     pub overwrite: bool,
     /// Parallel file writers (0 = default).
     pub threads: usize,
+    /// Progress receiver.
+    pub progress: Option<Arc<dyn RestoreProgress>>,
+}
+
+impl std::fmt::Debug for RestoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreOptions")
+            .field("select", &self.select)
+            .field("path", &self.path)
+            .field("overwrite", &self.overwrite)
+            .field("threads", &self.threads)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl Default for RestoreOptions {
@@ -40,6 +71,7 @@ impl Default for RestoreOptions {
             path: None,
             overwrite: false,
             threads: 0,
+            progress: None,
         }
     }
 }
@@ -60,6 +92,11 @@ impl RestoreOptions {
     /// Allow a non-empty output directory.
     pub fn overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
+        self
+    }
+    /// Report progress to `p`.
+    pub fn progress(mut self, p: Arc<dyn RestoreProgress>) -> Self {
+        self.progress = Some(p);
         self
     }
 }
@@ -447,9 +484,14 @@ pub fn restore_with(
     let snap = select(dataset, &snaps, opts.select)?.clone();
     let idx = repo.load_index()?;
     let plan = plan(repo, &idx, &snap, opts.path.as_deref())?;
+    let progress: &dyn RestoreProgress = match &opts.progress {
+        Some(p) => &**p,
+        None => &NoProgress,
+    };
+    progress.planned(plan.files.len() as u64, plan.bytes);
     let target = make_target()?;
     let target = &*target;
-    let mut outcome = execute(repo, &idx, &plan, target, opts.threads)?;
+    let mut outcome = execute_with(repo, &idx, &plan, target, opts.threads, progress)?;
     if opts.path.is_none() {
         let root = Node {
             name: Vec::new(),
@@ -486,6 +528,18 @@ pub fn execute(
     plan: &RestorePlan,
     target: &dyn Target,
     threads: usize,
+) -> Result<Outcome> {
+    execute_with(repo, idx, plan, target, threads, &NoProgress)
+}
+
+/// Carry out a plan, reporting progress.
+pub fn execute_with(
+    repo: &Repository,
+    idx: &Index,
+    plan: &RestorePlan,
+    target: &dyn Target,
+    threads: usize,
+    progress: &dyn RestoreProgress,
 ) -> Result<Outcome> {
     let errors = Mutex::new(Vec::new());
     let fail = |path: &[u8], message: String| {
@@ -546,9 +600,11 @@ pub fn execute(
                                 source: err,
                             })?;
                             written += data.len() as u64;
+                            progress.bytes_written(&e.path, data.len() as u64);
                         }
                         Ok(())
                     });
+                    progress.file_done(&e.path);
                     match r {
                         Ok(()) => {
                             files.fetch_add(1, Ordering::Relaxed);
@@ -569,6 +625,7 @@ pub fn execute(
     let failed_files = failed_files.into_inner().unwrap_or_else(|p| p.into_inner());
     for (first, i) in links {
         let e = &plan.files[i];
+        progress.file_done(&e.path);
         if failed_files.contains(&first) {
             fail(
                 &e.path,
