@@ -430,7 +430,8 @@ fn server_url(address: &str, tls: bool) -> Result<FtpUrl, String> {
         a = r;
     }
     let a = a.trim_end_matches('/');
-    if a.is_empty() || a.contains(['@', '/', ' ', '\t', '?', '#']) {
+    let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
+    if a.is_empty() || !a.chars().all(host_chars) {
         return Err("Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".into());
     }
     let scheme = if tls { "ftps" } else { "ftp" };
