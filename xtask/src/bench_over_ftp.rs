@@ -17,7 +17,7 @@
 //! `RCLONE_CONFIG`) for rclone and restic, an `lftp -f` script (mode 600) for
 //! lftp.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
@@ -1384,7 +1384,7 @@ fn report(b: &Bench, info: &Info) -> (String, Value) {
                 "commands": c.counts.commands(),
                 "verbs": c.counts.verbs,
                 "replies": c.counts.replies.iter()
-                    .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                    .map(|((verb, code), v)| (format!("{verb} {code}"), Value::from(*v)))
                     .collect::<serde_json::Map<_, _>>(),
             })
         })
@@ -1525,8 +1525,9 @@ const DATA_VERBS: [&str; 7] = ["STOR", "RETR", "APPE", "STOU", "LIST", "NLST", "
 struct Counts {
     connections: u64,
     verbs: BTreeMap<String, u64>,
-    /// Final reply lines by code.
-    replies: BTreeMap<u16, u64>,
+    /// Final replies by the command they answer (`(greeting)` for the
+    /// server's first line) and code.
+    replies: BTreeMap<(String, u16), u64>,
 }
 
 impl Counts {
@@ -1556,13 +1557,13 @@ impl Counts {
             .join(", ")
     }
 
-    /// `550 ×2000, 425 ×1` for the 4xx and 5xx replies, or `none`.
+    /// `MKD 550 ×20, EPSV 425 ×1` for the 4xx and 5xx replies, or `none`.
     fn errors_text(&self) -> String {
         let v: Vec<String> = self
             .replies
             .iter()
-            .filter(|(code, _)| **code >= 400)
-            .map(|(code, n)| format!("{code} ×{n}"))
+            .filter(|((_, code), _)| *code >= 400)
+            .map(|((verb, code), n)| format!("{verb} {code} ×{n}"))
             .collect();
         if v.is_empty() {
             "none".to_string()
@@ -1660,6 +1661,9 @@ fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Res
     let from_server = server.try_clone()?;
     let mut to_client = client.try_clone()?;
     let st_down = Arc::clone(st);
+    // The verbs sent and not yet answered: FTP answers in order.
+    let pending = Arc::new(Mutex::new(VecDeque::<String>::new()));
+    let pending_down = Arc::clone(&pending);
     let down = std::thread::spawn(move || {
         let mut reader = BufReader::new(from_server);
         let mut line = Vec::new();
@@ -1674,7 +1678,19 @@ fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Res
                 let code = line[..3]
                     .iter()
                     .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-                *st_down.counts().replies.entry(code).or_default() += 1;
+                // 1xx replies are preliminary: the command's final reply follows.
+                let verb = if code >= 200 {
+                    pending_down
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop_front()
+                } else {
+                    None
+                };
+                if code >= 200 {
+                    let verb = verb.unwrap_or_else(|| "(greeting)".to_string());
+                    *st_down.counts().replies.entry((verb, code)).or_default() += 1;
+                }
             }
             if to_client.write_all(&line).is_err() {
                 break;
@@ -1698,7 +1714,11 @@ fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Res
             .map(|v| String::from_utf8_lossy(v).to_ascii_uppercase())
             .unwrap_or_default();
         if !verb.is_empty() {
-            *st.counts().verbs.entry(verb).or_default() += 1;
+            *st.counts().verbs.entry(verb.clone()).or_default() += 1;
+            pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back(verb);
         }
         if let Err(e) = to_server.write_all(&line) {
             break Err(e);
