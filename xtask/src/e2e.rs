@@ -1221,6 +1221,7 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
                 cut_range: CUT_MIN..ctx.opts.cut_max,
                 data_cut_percent: ctx.opts.data_cut_percent,
                 data_cut_range: DATA_CUT_MIN..ctx.opts.data_cut_max,
+                blackout_after: None,
                 max_run: PROXY_MAX_RUN,
             },
         )?;

@@ -87,6 +87,9 @@ pub(crate) struct ConnRecord {
     pub(crate) cut: bool,
     /// The upstream could not be reached.
     pub(crate) upstream_failed: bool,
+    /// For a data connection: the command that used it (`RETR`, `STOR`,
+    /// `MLSD` …), as the client sent it on the control connection.
+    pub(crate) verb: Option<String>,
 }
 
 /// How the proxy cuts connections.
@@ -101,6 +104,10 @@ pub(crate) struct FaultPlan {
     pub(crate) data_cut_percent: u64,
     /// A data connection's cut point, log-uniform in this range of bytes.
     pub(crate) data_cut_range: Range<u64>,
+    /// Once this many bytes went through the proxy (all connections
+    /// together), the network "goes down": every connection is cut and new
+    /// ones are closed at once.
+    pub(crate) blackout_after: Option<u64>,
     /// Hard limit on the proxy's life.
     pub(crate) max_run: Duration,
 }
@@ -115,11 +122,17 @@ struct Shared {
     next_index: AtomicU64,
     records: Mutex<Vec<ConnRecord>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Bytes forwarded by all connections.
+    forwarded: AtomicU64,
+    /// The blackout has begun.
+    dark: AtomicBool,
 }
 
 impl Shared {
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst) || Instant::now() >= self.deadline
+        self.stop.load(Ordering::SeqCst)
+            || self.dark.load(Ordering::SeqCst)
+            || Instant::now() >= self.deadline
     }
 
     /// The next connection's index and cut point.
@@ -195,6 +208,8 @@ impl FaultProxy {
             next_index: AtomicU64::new(0),
             records: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
+            forwarded: AtomicU64::new(0),
+            dark: AtomicBool::new(false),
         });
         let thread = thread::Builder::new().name("e2e-proxy".into()).spawn({
             let shared = Arc::clone(&shared);
@@ -253,14 +268,27 @@ impl Drop for FaultProxy {
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    while !shared.stopped() {
+    while !shared.stop.load(Ordering::SeqCst) && Instant::now() < shared.deadline {
         match listener.accept() {
+            Ok((client, _)) if shared.dark.load(Ordering::SeqCst) => {
+                let (index, _) = shared.draw(false);
+                let _ = client.shutdown(Shutdown::Both);
+                shared.record(ConnRecord {
+                    index,
+                    data: false,
+                    cut_at: Some(0),
+                    bytes: 0,
+                    cut: true,
+                    upstream_failed: false,
+                    verb: None,
+                });
+            }
             Ok((client, _)) => {
                 let (index, cut_at) = shared.draw(false);
                 let sh = Arc::clone(shared);
                 shared.spawn(format!("e2e-proxy-{index}"), move || {
                     let upstream = sh.upstream;
-                    let rec = forward(&sh, client, upstream, index, false, cut_at);
+                    let rec = forward(&sh, client, upstream, index, false, cut_at, Some(()));
                     sh.record(rec);
                 });
             }
@@ -276,7 +304,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 /// Listens once on a fresh port for the data connection that a passive
 /// reply announced, and relays it to `target` (the server's data port).
 /// Returns the port to announce to the client instead.
-fn open_data_relay(shared: &Arc<Shared>, target: SocketAddr) -> io::Result<u16> {
+fn open_data_relay(shared: &Arc<Shared>, target: SocketAddr, verb: VerbSlot) -> io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
@@ -288,7 +316,8 @@ fn open_data_relay(shared: &Arc<Shared>, target: SocketAddr) -> io::Result<u16> 
         while !sh.stopped() && Instant::now() < until {
             match listener.accept() {
                 Ok((client, _)) => {
-                    let rec = forward(&sh, client, target, index, true, cut_at);
+                    let mut rec = forward(&sh, client, target, index, true, cut_at, None);
+                    rec.verb = verb.lock().ok().and_then(|v| v.clone());
                     sh.record(rec);
                     return;
                 }
@@ -302,6 +331,12 @@ fn open_data_relay(shared: &Arc<Shared>, target: SocketAddr) -> io::Result<u16> 
     Ok(port)
 }
 
+/// Where the command that uses a data relay is written, once the client
+/// sends it on the control connection.
+type VerbSlot = Arc<Mutex<Option<String>>>;
+
+/// Forwards one connection; `control` is `Some` for a control connection
+/// (its replies are rewritten and its commands watched).
 fn forward(
     shared: &Arc<Shared>,
     client: TcpStream,
@@ -309,6 +344,7 @@ fn forward(
     index: u64,
     data: bool,
     cut_at: Option<u64>,
+    control: Option<()>,
 ) -> ConnRecord {
     let mut rec = ConnRecord {
         index,
@@ -317,6 +353,7 @@ fn forward(
         bytes: 0,
         cut: false,
         upstream_failed: false,
+        verb: None,
     };
     let server = match TcpStream::connect_timeout(&upstream, Duration::from_secs(5)) {
         Ok(s) => s,
@@ -343,15 +380,22 @@ fn forward(
         cut: &cut,
         shared,
     };
-    // Replies on a control connection are rewritten; data flows untouched.
-    let mut rewriter = (!data).then(|| ReplyRewriter {
+    // Replies on a control connection are rewritten and its commands
+    // watched (to tag data relays); data flows untouched.
+    let last_relay: Arc<Mutex<Option<VerbSlot>>> = Arc::default();
+    let mut rewriter = control.map(|()| ReplyRewriter {
         shared: Arc::clone(shared),
         pending: Vec::new(),
         passthrough: false,
+        last_relay: Arc::clone(&last_relay),
+    });
+    let mut watcher = control.map(|()| CommandWatcher {
+        line: Vec::new(),
+        last_relay: Arc::clone(&last_relay),
     });
     thread::scope(|s| {
-        s.spawn(|| link.pump(&client, &server, None));
-        link.pump(&server2, &client2, rewriter.as_mut());
+        s.spawn(|| link.pump(&client, &server, Filter::Watch(watcher.as_mut())));
+        link.pump(&server2, &client2, Filter::Rewrite(rewriter.as_mut()));
     });
     rec.bytes = total.load(Ordering::SeqCst);
     rec.cut = cut.load(Ordering::SeqCst);
@@ -366,6 +410,50 @@ struct ReplyRewriter {
     pending: Vec<u8>,
     /// In the middle of a line that is not one.
     passthrough: bool,
+    /// The newest data relay, for the next transfer command.
+    last_relay: Arc<Mutex<Option<VerbSlot>>>,
+}
+
+/// Watches the client's commands on a control connection and tags the
+/// newest data relay with the transfer command that uses it.
+struct CommandWatcher {
+    line: Vec<u8>,
+    last_relay: Arc<Mutex<Option<VerbSlot>>>,
+}
+
+impl CommandWatcher {
+    fn watch(&mut self, data: &[u8]) {
+        for &b in data {
+            if b != b'\n' {
+                if self.line.len() < 64 {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            let verb: String = line
+                .iter()
+                .take_while(|b| b.is_ascii_alphabetic())
+                .map(|b| b.to_ascii_uppercase() as char)
+                .collect();
+            let transfer = ["RETR", "STOR", "APPE", "STOU", "LIST", "MLSD", "NLST"];
+            if transfer.contains(&verb.as_str())
+                && let Ok(mut last) = self.last_relay.lock()
+                && let Some(slot) = last.take()
+                && let Ok(mut v) = slot.lock()
+            {
+                *v = Some(verb);
+            }
+        }
+    }
+}
+
+/// What a pump does with the bytes besides forwarding them.
+enum Filter<'a> {
+    /// Rewrite passive replies (server → client on a control connection).
+    Rewrite(Option<&'a mut ReplyRewriter>),
+    /// Watch commands (client → server on a control connection).
+    Watch(Option<&'a mut CommandWatcher>),
 }
 
 impl ReplyRewriter {
@@ -402,6 +490,15 @@ impl ReplyRewriter {
         std::mem::take(&mut self.pending)
     }
 
+    fn relay(&self, target: SocketAddr) -> io::Result<u16> {
+        let slot = VerbSlot::default();
+        let port = open_data_relay(&self.shared, target, Arc::clone(&slot))?;
+        if let Ok(mut last) = self.last_relay.lock() {
+            *last = Some(slot);
+        }
+        Ok(port)
+    }
+
     fn rewrite(&self, line: Vec<u8>) -> Vec<u8> {
         let Ok(text) = std::str::from_utf8(&line) else {
             return line;
@@ -419,7 +516,7 @@ impl ReplyRewriter {
             let Ok(port) = text[start..start + len].parse::<u16>() else {
                 return line;
             };
-            let Ok(mine) = open_data_relay(&self.shared, SocketAddr::new(ip, port)) else {
+            let Ok(mine) = self.relay(SocketAddr::new(ip, port)) else {
                 return line;
             };
             return format!("{}{mine}{}", &text[..start], &text[start + len..]).into_bytes();
@@ -439,7 +536,7 @@ impl ReplyRewriter {
             let [_, _, _, _, p1, p2] = nums[..] else {
                 return line;
             };
-            let Ok(mine) = open_data_relay(&self.shared, SocketAddr::new(ip, p1 * 256 + p2)) else {
+            let Ok(mine) = self.relay(SocketAddr::new(ip, p1 * 256 + p2)) else {
                 return line;
             };
             return format!(
@@ -466,7 +563,7 @@ struct Link<'a> {
 impl Link<'_> {
     /// Copies `from` → `to` until EOF, an error, the cut, or the stop flag,
     /// passing the bytes through `rewriter` if there is one.
-    fn pump(&self, mut from: &TcpStream, to: &TcpStream, mut rewriter: Option<&mut ReplyRewriter>) {
+    fn pump(&self, mut from: &TcpStream, to: &TcpStream, mut filter: Filter<'_>) {
         let kill = || {
             let _ = from.shutdown(Shutdown::Both);
             let _ = to.shutdown(Shutdown::Both);
@@ -486,7 +583,7 @@ impl Link<'_> {
             }
             let n = match from.read(&mut buf) {
                 Ok(0) => {
-                    if let Some(rw) = rewriter.as_deref_mut() {
+                    if let Filter::Rewrite(Some(rw)) = &mut filter {
                         let rest = rw.flush();
                         if !rest.is_empty() && !self.send(to, &rest) {
                             kill();
@@ -510,12 +607,16 @@ impl Link<'_> {
                     return;
                 }
             };
-            let ok = match rewriter.as_deref_mut() {
-                Some(rw) => {
+            let ok = match &mut filter {
+                Filter::Rewrite(Some(rw)) => {
                     let out = rw.feed(&buf[..n]);
                     out.is_empty() || self.send(to, &out)
                 }
-                None => self.send(to, &buf[..n]),
+                Filter::Watch(Some(w)) => {
+                    w.watch(&buf[..n]);
+                    self.send(to, &buf[..n])
+                }
+                _ => self.send(to, &buf[..n]),
             };
             if !ok {
                 kill();
@@ -529,6 +630,10 @@ impl Link<'_> {
     fn send(&self, mut to: &TcpStream, data: &[u8]) -> bool {
         let len = data.len() as u64;
         let before = self.total.fetch_add(len, Ordering::SeqCst);
+        let all = self.shared.forwarded.fetch_add(len, Ordering::SeqCst) + len;
+        if self.shared.plan.blackout_after.is_some_and(|b| all >= b) {
+            self.shared.dark.store(true, Ordering::SeqCst);
+        }
         let (send, cut_now) = match self.cut_at {
             Some(limit) if before + len >= limit => (limit.saturating_sub(before).min(len), true),
             _ => (len, false),
@@ -583,6 +688,7 @@ mod tests {
             cut_range: 1000..1001,
             data_cut_percent: 0,
             data_cut_range: 1..2,
+            blackout_after: None,
             max_run: Duration::from_secs(20),
         };
         let proxy = FaultProxy::start(addr, plan).unwrap();
@@ -620,7 +726,7 @@ mod tests {
             let (mut d, _) = data.accept().unwrap();
             let _ = d.write_all(&vec![b'd'; size]);
             drop(d);
-            c.write_all(b"226 done\r\n").unwrap();
+            let _ = c.write_all(b"226 done\r\n");
             let mut sink = Vec::new();
             let _ = c.read_to_end(&mut sink);
         });
@@ -650,6 +756,7 @@ mod tests {
             let n: Vec<u16> = inner.split(',').map(|s| s.parse().unwrap()).collect();
             n[4] * 256 + n[5]
         };
+        c.write_all(b"RETR some file\r\n").unwrap();
         let mut d = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         let mut got = Vec::new();
         let _ = d.read_to_end(&mut got);
@@ -667,6 +774,7 @@ mod tests {
                 cut_range: 1..2,
                 data_cut_percent: 100,
                 data_cut_range: 5000..5001,
+                blackout_after: None,
                 max_run: Duration::from_secs(20),
             };
             let proxy = FaultProxy::start(addr, plan).unwrap();
@@ -685,6 +793,7 @@ mod tests {
             let data: Vec<&ConnRecord> = recs.iter().filter(|r| r.data).collect();
             assert_eq!(data.len(), 1, "{recs:?}");
             assert!(data[0].cut && data[0].cut_at == Some(5000), "{recs:?}");
+            assert_eq!(data[0].verb.as_deref(), Some("RETR"), "{recs:?}");
             assert_eq!(recs.iter().filter(|r| !r.data).count(), 1);
         }
     }
@@ -698,6 +807,7 @@ mod tests {
             cut_range: 1..2,
             data_cut_percent: 0,
             data_cut_range: 1..2,
+            blackout_after: None,
             max_run: Duration::from_secs(20),
         };
         let proxy = FaultProxy::start(addr, plan).unwrap();
@@ -720,6 +830,7 @@ mod tests {
             cut_range: 1..2,
             data_cut_percent: 100,
             data_cut_range: 100..10_000_000,
+            blackout_after: None,
             max_run: Duration::from_secs(1),
         };
         let up: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -733,6 +844,34 @@ mod tests {
         assert!(
             (300..500).contains(&below_10k),
             "{below_10k} of 1000 below 10 kB"
+        );
+    }
+
+    #[test]
+    fn a_blackout_cuts_everything_after_the_byte_budget() {
+        let (addr, server) = passive_server(true, 2_000_000);
+        let plan = FaultPlan {
+            seed: 3,
+            cut_percent: 0,
+            cut_range: 1..2,
+            data_cut_percent: 0,
+            data_cut_range: 1..2,
+            blackout_after: Some(100_000),
+            max_run: Duration::from_secs(20),
+        };
+        let proxy = FaultProxy::start(addr, plan).unwrap();
+        let (_, got) = fetch(proxy.port());
+        assert!(got < 200_000, "{got} bytes passed a 100 kB blackout");
+        // A new connection is closed at once.
+        let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, proxy.port())).unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+        assert!(rest.is_empty());
+        let recs = proxy.finish();
+        server.join().unwrap();
+        assert!(
+            recs.iter().any(|r| !r.data && r.cut && r.bytes == 0),
+            "{recs:?}"
         );
     }
 }
