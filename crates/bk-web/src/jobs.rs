@@ -148,6 +148,11 @@ impl Job {
         }
     }
 
+    /// Say what the job is doing when it is not reading a file.
+    pub fn set_current(&self, what: &str) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+    }
+
     fn add_file(&self) {
         self.files_done.fetch_add(1, Ordering::Relaxed);
     }

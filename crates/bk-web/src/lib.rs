@@ -171,6 +171,9 @@ pub struct AppState {
     sessions: session::SessionStore,
     jobs: jobs::JobStore,
     templates: render::Templates,
+    /// One backup at a time per repository (by its shown location): a
+    /// second one waits instead of failing on the repository lock.
+    backup_turns: std::sync::Mutex<std::collections::HashMap<String, Arc<std::sync::Mutex<()>>>>,
 }
 
 impl AppState {
@@ -192,8 +195,18 @@ impl AppState {
             roots,
             jobs: jobs::JobStore::default(),
             templates: render::Templates::new()?,
+            backup_turns: Default::default(),
             opts,
         }))
+    }
+
+    fn backup_turn(&self, repo: &str) -> Arc<std::sync::Mutex<()>> {
+        self.backup_turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(repo.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Number of live sessions.

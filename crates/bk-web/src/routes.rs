@@ -842,14 +842,20 @@ async fn backup(req: HttpRequest, st: St, form: web::Form<BackupForm>) -> Res {
         .map(|p| p.expose().to_string())
         .unwrap_or_default();
     let ds = dataset.clone();
+    let turn = st.backup_turn(&conn.repo_shown);
     let job = st.jobs.spawn(JobKind::Backup, title, dataset, move |job| {
         let run = || -> bk_core::Result<Summary> {
+            let _turn = turn.try_lock().or_else(|_| {
+                job.set_current("waiting for another backup into this repository to end");
+                turn.lock()
+            });
+            job.set_current("");
             let src = source()?;
             src.root()?;
             let opts = BackupOptions::new(ds)
                 .full(full)
                 .threads(bk_core::archiver::default_threads())
-                .progress(Arc::new(Tracker(job)));
+                .progress(Arc::new(Tracker(job.clone())));
             let snap = bk_core::backup(&repo, &*src, &opts)?;
             Ok(backup_summary(&snap))
         };
@@ -1536,6 +1542,74 @@ async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreForm>) -> Res 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[actix_web::test]
+    async fn a_running_job_refreshes_without_js_and_streams_progress_every_half_second() {
+        use actix_web::{App, test};
+        let st = AppState::new(crate::WebOptions::new()).unwrap();
+        let app = test::init_service(App::new().configure(configure(st.clone()))).await;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let job = st
+            .jobs
+            .spawn(JobKind::Backup, "t".into(), "ds".into(), move |j| {
+                let t = Tracker(j);
+                bk_core::Progress::scanned(&t, 3, 3, 3000);
+                bk_core::Progress::bytes_read(&t, b"dir/file <1>", 1000);
+                rx.recv().ok();
+                Ok(Summary::default())
+            });
+        let get = |uri: String| test::TestRequest::get().uri(&uri).to_request();
+        let resp = test::call_service(&app, get("/".into())).await;
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let with_cookie = |uri: String| {
+            test::TestRequest::get()
+                .uri(&uri)
+                .insert_header(("cookie", cookie.clone()))
+                .to_request()
+        };
+        let page = test::call_and_read_body(&app, with_cookie(format!("/jobs/{}", job.id))).await;
+        let page = String::from_utf8_lossy(&page);
+        assert!(
+            page.contains("<noscript><meta http-equiv=\"refresh\" content=\"1\"></noscript>"),
+            "{page}"
+        );
+        assert!(page.contains(&format!("data-job-events=\"/jobs/{}/events\"", job.id)));
+        assert!(page.contains("dir&#x2f;file &lt;1&gt;"), "{page}");
+        assert!(
+            page.contains("<progress max=\"100\" value=\"33\">"),
+            "{page}"
+        );
+        // Let the job end after 1.3 s: by then at least three progress events
+        // went out (one at once, then one every 500 ms), then "done".
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1300));
+            tx.send(()).ok();
+        });
+        let t = std::time::Instant::now();
+        let body =
+            test::call_and_read_body(&app, with_cookie(format!("/jobs/{}/events", job.id))).await;
+        let body = String::from_utf8_lossy(&body);
+        assert!(t.elapsed() >= Duration::from_millis(1300));
+        let progress = body.matches("event: progress\n").count();
+        assert!(progress >= 3, "{body}");
+        assert!(
+            body.ends_with("\n\n") && body.contains("event: done\n"),
+            "{body}"
+        );
+        assert!(body.contains("\"files_total\":3"), "{body}");
+        // A finished job's page no longer refreshes.
+        let page = test::call_and_read_body(&app, with_cookie(format!("/jobs/{}", job.id))).await;
+        assert!(!String::from_utf8_lossy(&page).contains("http-equiv=\"refresh\""));
+    }
 
     #[test]
     fn server_addresses() {

@@ -263,3 +263,44 @@ async fn back_up_twice_and_recover_the_state_before_a_time() {
         "{r}"
     );
 }
+
+#[actix_web::test]
+async fn backups_started_together_take_turns_and_all_succeed() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("root")).unwrap();
+    let root = tmp.path().join("root").canonicalize().unwrap();
+    for n in ["one", "two", "three"] {
+        make_dataset(&root.join(n));
+    }
+    let st = state(
+        WebOptions::new()
+            .repo(RepoLocation::Local(tmp.path().join("repo")))
+            .allow_root(&root),
+    );
+    let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
+    let mut b = Browser::new();
+    b.get(&app, "/").await;
+    b.post(&app, "/connect", &[("address", "")]).await;
+    b.get(&app, "/").await;
+    let mut ids = Vec::new();
+    for n in ["one", "two", "three"] {
+        let p = root.join(n).display().to_string();
+        ids.push(
+            b.post(
+                &app,
+                "/backup",
+                &[("side", "local"), ("path", &p), ("dataset", n)],
+            )
+            .await
+            .job_id(),
+        );
+    }
+    for id in ids {
+        let j = wait_job(&st, id);
+        assert_eq!(j.state, "done", "{:?}", j.error);
+    }
+    let home = b.get(&app, "/").await.body;
+    for n in ["one", "two", "three"] {
+        assert!(home.contains(&format!("/backups?dataset={n}\"")), "{home}");
+    }
+}
