@@ -50,12 +50,15 @@ options:
   --fault-scale F    dataset scale for scenario 4 (default 0.003)
   --seed N           dataset generator seed (default 1)
   --timeout SECS     limit per bk invocation (default 600)
-  --cut-max BYTES    scenario 4: cut points are uniform in 200..BYTES (default 20000)
+  --cut-max BYTES    scenario 4: cut points are uniform in 200..BYTES (default 6000;
+                     bk's control connections carry ~500-6000 bytes per backup)
   --cut-percent P    scenario 4: chance that a control connection is cut (default 50)
   --data-cut-max B   scenario 4: data connections are cut after 100..B bytes, drawn
-                     log-uniformly (default 33554432, two packs)
+                     log-uniformly (default 8388608, half a pack)
   --data-cut-percent P
-                     scenario 4: chance that a data connection is cut (default 25)
+                     scenario 4: chance that a data connection is cut (default 40)
+                     Scenario 4 fails unless at least as many cuts land as there
+                     are seeds (with both percentages 0 there is nothing to count).
   --only LIST        comma list of scenario numbers to run (default 1,2,3,4,5;
                      3 needs 1)
   --keep             keep datasets, repositories and restores after a passing run
@@ -101,10 +104,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         fault_scale: 0.003,
         seed: 1,
         timeout: Duration::from_secs(600),
-        cut_max: 20_000,
+        cut_max: 6_000,
         cut_percent: 50,
-        data_cut_max: 32 << 20,
-        data_cut_percent: 25,
+        data_cut_max: 8 << 20,
+        data_cut_percent: 40,
         only: vec![1, 2, 3, 4, 5],
         keep: false,
     };
@@ -829,13 +832,30 @@ fn scenario_2(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     let src = ctx.direct(&remote_ds);
     let repo = ctx.work.join("repos").join("s2-local");
     fs::create_dir_all(repo.parent().expect("parent"))?;
+    sc.note(
+        "the pull backups go through the e2e proxy without faults: it relays the data \
+         connections and counts the bytes of those used by RETR, i.e. file content the \
+         server actually sent",
+    );
 
-    let backup = |ctx: &mut Ctx, label: &str| {
-        ctx.bk(label, |c| {
-            c.args(["backup", &src, "--repo"]).arg(&repo).arg("--json");
-        })
+    // Each backup through its own counting proxy: (run, RETR bytes, RETR count).
+    let upstream: SocketAddr = ctx.server.addr().parse()?;
+    let backup = |ctx: &mut Ctx, label: &str| -> Result<(Run, u64, usize)> {
+        let proxy = FaultProxy::start(upstream, FaultPlan::counting())?;
+        let via = ctx.url(proxy.port(), &remote_ds);
+        let r = ctx.bk(label, |c| {
+            c.args(["backup", &via, "--repo"])
+                .arg(&repo)
+                .args(["--dataset", DATASET, "--json"]);
+        })?;
+        let recs = proxy.finish();
+        let retr: Vec<&ConnRecord> = recs
+            .iter()
+            .filter(|r| r.verb.as_deref() == Some("RETR"))
+            .collect();
+        Ok((r, retr.iter().map(|r| r.bytes).sum(), retr.len()))
     };
-    let b0 = backup(ctx, "s2-backup-v0")?;
+    let (b0, retr0, _) = backup(ctx, "s2-backup-v0")?;
     if !sc.exit("pull backup v0 (FTP dataset → local repo)", &b0, &[0]) {
         return Ok(());
     }
@@ -850,6 +870,12 @@ fn scenario_2(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
             stat(&j0, "files").unwrap_or(0),
             stat(&j0, "bytes_read").unwrap_or(0)
         ),
+    );
+    let total0: u64 = tree_bytes(&ref0)?;
+    sc.check(
+        "backup v0 downloads the dataset once (RETR bytes at the proxy)",
+        retr0 == total0,
+        format!("{retr0} bytes in RETR data connections, dataset {total0} bytes"),
     );
 
     ctx.mutate(seed, 1, &srv_ds)?;
@@ -867,8 +893,19 @@ fn scenario_2(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
         ch.modified_bytes
     ));
 
-    let b1 = backup(ctx, "s2-backup-v1")?;
+    let (b1, retr1, n1) = backup(ctx, "s2-backup-v1")?;
     if sc.exit("pull backup v1 after the mutation", &b1, &[0]) {
+        let limit = (changed as f64 * READ_SLACK) as u64;
+        sc.check(
+            format!(
+                "backup v1 downloads the changed bytes, ≤ {READ_SLACK}× (RETR bytes at the proxy)"
+            ),
+            retr1 >= changed && retr1 <= limit,
+            format!(
+                "{retr1} bytes in {n1} RETR data connections; changed {changed} bytes in {} files (limit {limit})",
+                ch.new_files + ch.modified_files
+            ),
+        );
         let j1 = b1.json()?;
         let read = stat(&j1, "bytes_read").unwrap_or(u64::MAX);
         let limit = (changed as f64 * READ_SLACK) as u64;
@@ -887,8 +924,13 @@ fn scenario_2(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
         );
     }
 
-    let b2 = backup(ctx, "s2-backup-nochange")?;
+    let (b2, retr2, n2) = backup(ctx, "s2-backup-nochange")?;
     if sc.exit("pull backup without changes", &b2, &[0]) {
+        sc.check(
+            "no-change backup downloads no file content (RETR at the proxy)",
+            retr2 == 0 && n2 == 0,
+            format!("{n2} RETR data connections, {retr2} bytes"),
+        );
         let j2 = b2.json()?;
         let read = stat(&j2, "bytes_read");
         sc.check(
@@ -1318,6 +1360,16 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
         ctx.fault_rows.push(row);
     }
     let rows = &ctx.fault_rows;
+    let landed: usize = rows.iter().map(|r| r.cuts + r.data_cuts).sum();
+    if ctx.opts.cut_percent + ctx.opts.data_cut_percent > 0 {
+        sc.check(
+            "at least one landed cut per seed (in total)",
+            landed as u64 >= ctx.opts.seeds,
+            format!("{landed} cuts landed over {} seeds", ctx.opts.seeds),
+        );
+    }
+    blackout(ctx, sc)?;
+    let rows = &ctx.fault_rows;
     let (conns, planned, cuts) = rows.iter().fold((0, 0, 0), |(a, b, c), r| {
         (a + r.conns, b + r.planned, c + r.cuts)
     });
@@ -1354,6 +1406,118 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
             String::new()
         }
     ));
+    Ok(())
+}
+
+/// The network goes down for good in the middle of a backup: the backup
+/// must exit 1 with one clear line and commit nothing; the next run (direct)
+/// must complete without uploading again what the failed run's complete
+/// packs hold; the snapshot must restore identical.
+fn blackout(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
+    // Incompressible data, several packs' worth: 5 files of 10 MiB.
+    let ds = ctx.work.join("s4-blackout").join(DATASET);
+    fs::create_dir_all(&ds)?;
+    let mut rng = crate::proxy::XorShift::new(ctx.opts.seed ^ 0xb1ac);
+    let mut total = 0u64;
+    for i in 0..5 {
+        let mut buf = vec![0u8; 10 << 20];
+        for c in buf.chunks_mut(8) {
+            let x = rng.next_u64().to_le_bytes();
+            c.copy_from_slice(&x[..c.len()]);
+        }
+        fs::write(ds.join(format!("part-{i}.bin")), &buf)?;
+        total += buf.len() as u64;
+    }
+    let budget = 36u64 << 20;
+    let rel = "fault/blackout/repo";
+    let durl = ctx.direct(rel);
+    let upstream: SocketAddr = ctx.server.addr().parse()?;
+    let proxy = FaultProxy::start(
+        upstream,
+        FaultPlan {
+            blackout_after: Some(budget),
+            ..FaultPlan::counting()
+        },
+    )?;
+    let purl = ctx.url(proxy.port(), rel);
+    let timeout = ctx.opts.timeout.min(Duration::from_secs(300));
+    let r = ctx.bk_timeout("s4-blackout-backup", timeout, |c| {
+        c.arg("backup").arg(&ds).args(["--repo", &purl, "--json"]);
+    })?;
+    drop(proxy);
+    let last = r
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .next_back()
+        .unwrap_or("")
+        .to_string();
+    sc.check(
+        format!(
+            "blackout after {} MiB: the backup exits 1 with one clear line",
+            budget >> 20
+        ),
+        r.code == Some(1) && last.starts_with("bk: error: ") && !r.stderr.contains("panicked"),
+        format!(
+            "exit {} in {:.1} s; last line: {last}",
+            r.code_str(),
+            r.secs
+        ),
+    );
+    let n = count_snapshots(ctx, rel, &durl, "s4-blackout-ls")?;
+    sc.check(
+        "blackout: nothing committed",
+        matches!(n, Ok(0)),
+        format!("{n:?} snapshot(s)"),
+    );
+    let packs_dir = ctx.server_path(rel).join("packs");
+    let mut left = 0u64;
+    let mut packs = 0usize;
+    if packs_dir.exists() {
+        walk(&packs_dir, &mut |p, m| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            if m.file_type().is_file()
+                && name.is_some_and(|n| !n.starts_with('.') && !n.ends_with(".bkftp-part"))
+            {
+                left += m.len();
+                packs += 1;
+            }
+            Ok(())
+        })?;
+    }
+    sc.check(
+        "blackout: the failed run left complete packs on the server",
+        packs >= 1 && left >= 8 << 20,
+        format!("{packs} pack(s), {left} bytes of {total} (the test means nothing without them)"),
+    );
+    let r2 = ctx.bk_timeout("s4-blackout-rerun", timeout, |c| {
+        c.arg("backup").arg(&ds).args(["--repo", &durl, "--json"]);
+    })?;
+    if sc.exit("blackout: the rerun (network back) completes", &r2, &[0]) {
+        let stored = stat(&r2.json()?, "stored_bytes").unwrap_or(u64::MAX);
+        let limit = total.saturating_sub(left) + (2 << 20);
+        sc.check(
+            "blackout: the rerun does not upload the failed run's packs again",
+            stored <= limit,
+            format!(
+                "rerun stored {stored} bytes; dataset {total}, left by the failed run {left}, limit {limit}"
+            ),
+        );
+        let out = ctx.restore_dir("s4-blackout")?;
+        let rr = ctx.bk("s4-blackout-restore", |c| {
+            c.args(["restore", DATASET, "--repo", &durl, "--to"])
+                .arg(&out);
+        })?;
+        if sc.exit("blackout: restore", &rr, &[0]) {
+            ctx.compare(sc, "blackout restore", &ds, &out, true)?;
+            fs::remove_dir_all(&out)?;
+        }
+        let ck = ctx.bk("s4-blackout-check", |c| {
+            c.args(["check", "--read-data", "--repo", &durl]);
+        })?;
+        sc.exit("blackout: check --read-data", &ck, &[0]);
+    }
+    fs::remove_dir_all(ds.parent().expect("parent"))?;
     Ok(())
 }
 
@@ -1699,6 +1863,18 @@ fn first_file(root: &Path) -> Result<Option<PathBuf>> {
         Ok(())
     })?;
     Ok(first)
+}
+
+/// Total size of the regular files below `root`.
+fn tree_bytes(root: &Path) -> Result<u64> {
+    let mut total = 0;
+    walk(root, &mut |_, m| {
+        if m.file_type().is_file() {
+            total += m.len();
+        }
+        Ok(())
+    })?;
+    Ok(total)
 }
 
 fn find_names(root: &Path, pred: impl Fn(&str) -> bool) -> Result<Vec<String>> {

@@ -7,6 +7,7 @@ mod bench_ftp;
 mod bench_over_ftp;
 mod demo;
 mod e2e;
+mod e2e_web;
 mod proxy;
 
 const USAGE: &str = "\
@@ -24,6 +25,8 @@ commands:
            (`cargo xtask bench-ftp --help` for its options)
   e2e      end-to-end scenarios through the bk binary against an FTP server
            started on 127.0.0.1 (`cargo xtask e2e --help` for its options)
+  e2e-web  the web UI in headless Chromium against `bk web` and an FTP server,
+           with a screenshot of each screen (`cargo xtask e2e-web --help`)
   help     print this message
 ";
 
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("bench-ftp") => bench_ftp::run(rest),
         Some("demo") => demo::run(rest),
         Some("e2e") => e2e::run(rest),
+        Some("e2e-web") => e2e_web::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

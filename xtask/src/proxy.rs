@@ -112,6 +112,21 @@ pub(crate) struct FaultPlan {
     pub(crate) max_run: Duration,
 }
 
+impl FaultPlan {
+    /// No faults: the proxy only relays and counts.
+    pub(crate) fn counting() -> Self {
+        FaultPlan {
+            seed: 0,
+            cut_percent: 0,
+            cut_range: 0..1,
+            data_cut_percent: 0,
+            data_cut_range: 1..2,
+            blackout_after: None,
+            max_run: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// State shared by the accept loop, the control handlers and the data relays.
 struct Shared {
     plan: FaultPlan,

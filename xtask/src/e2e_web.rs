@@ -1,0 +1,549 @@
+//! `cargo xtask e2e-web`: the web UI in a real browser. Headless Chromium
+//! (Debian's `chromium` and `chromium-driver`), driven over WebDriver by
+//! fantoccini, against `bk web` and an FTP server started on 127.0.0.1:
+//! connect → browse the datasets → back up a directory → modify files →
+//! back up again → open the backups view, a snapshot and a comparison →
+//! recover "the state before" a time between the two backups onto the FTP
+//! server → the recovered files match the first version. Every screen is
+//! saved as a PNG.
+//!
+//! [`browser_scenario`] is the scenario itself, for `cargo xtask e2e` to run
+//! against its own server; [`run`] starts everything it needs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use bk_testkit::{ServerKind, ServerOptions, TestServer};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+const HELP: &str = "\
+usage: cargo xtask e2e-web [--screenshots DIR] [--keep]
+
+Runs the web UI in headless Chromium against `bk web` and an embedded FTP
+server, and saves a screenshot of each screen (default directory
+target/e2e-web/screenshots; pass --screenshots docs/screenshots to update the
+committed ones). Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian:
+apt-get install chromium chromium-driver).
+
+  --screenshots DIR  where to write the PNGs
+  --keep             keep the work directory (target/e2e-web/work)
+";
+
+/// A child process killed when dropped.
+struct Guard {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Guard {
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(st) = self.child.try_wait()? {
+            bail!("{} exited early ({st})", self.name);
+        }
+        Ok(())
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(port: u16, what: &str, guard: &mut Guard) -> Result<()> {
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        guard.check_alive()?;
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("{what} did not listen on port {port} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn locate(names: &[&str]) -> Option<PathBuf> {
+    for n in names {
+        for dir in ["/usr/bin", "/usr/lib/chromium", "/usr/local/bin"] {
+            let p = Path::new(dir).join(n);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Results of the browser scenario: check name → passed.
+pub(crate) type Checks = Vec<(String, bool)>;
+
+pub(crate) fn run(args: Vec<String>) -> Result<()> {
+    let mut shots: Option<PathBuf> = None;
+    let mut keep = false;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--screenshots" => shots = Some(it.next().context("--screenshots DIR")?.into()),
+            "--keep" => keep = true,
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}\n\n{HELP}"),
+        }
+    }
+    let root = crate::workspace_root();
+    let out = crate::target_dir(&root).join("e2e-web");
+    let shots = match shots {
+        Some(p) if p.is_absolute() => p,
+        Some(p) => std::env::current_dir()?.join(p),
+        None => out.join("screenshots"),
+    };
+    let work = out.join("work");
+    if work.exists() {
+        fs::remove_dir_all(&work)?;
+    }
+    fs::create_dir_all(&work)?;
+    let bk = build_bk(&root)?;
+    let password = format!(
+        "e2e-web-{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos()
+    );
+    let server = TestServer::start(
+        ServerKind::Embedded,
+        ServerOptions {
+            user: "e2e".into(),
+            password: password.clone(),
+            ..ServerOptions::default()
+        },
+    )
+    .context("starting the embedded FTP server")?;
+    let t = Instant::now();
+    let checks = browser_scenario(&bk, &server, &password, &work, &shots)?;
+    let failed: Vec<_> = checks.iter().filter(|(_, ok)| !ok).collect();
+    println!(
+        "\ne2e-web: {} passed, {} failed ({:.1} s); screenshots in {}",
+        checks.len() - failed.len(),
+        failed.len(),
+        t.elapsed().as_secs_f64(),
+        shots.display()
+    );
+    if !keep {
+        let _ = fs::remove_dir_all(&work);
+    }
+    if !failed.is_empty() {
+        bail!("{} browser check(s) failed", failed.len());
+    }
+    Ok(())
+}
+
+fn build_bk(root: &Path) -> Result<PathBuf> {
+    let mut c = crate::cargo_command();
+    c.args(["build", "-p", "bk-cli"]).current_dir(root);
+    let st = c.status().context("running cargo build")?;
+    if !st.success() {
+        bail!("cargo build -p bk-cli failed ({st})");
+    }
+    Ok(crate::target_dir(root).join("debug").join("bk"))
+}
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.insert(
+                    e.path().strip_prefix(dir)?.to_path_buf(),
+                    fs::read(e.path())?,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn make_dataset(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir.join("a/deeper"))?;
+    fs::create_dir_all(dir.join("lmao"))?;
+    fs::write(dir.join("file1.txt"), "first file, version 1\n")?;
+    fs::write(dir.join("file2.txt"), "second file\n")?;
+    fs::write(dir.join("a/notes.md"), "# notes\n\nkept as they are\n")?;
+    // A few MB so that the job runs long enough to show progress.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in 0..6 {
+        let data: Vec<u8> = (0..2_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        fs::write(dir.join(format!("a/deeper/blob{i}.bin")), data)?;
+    }
+    Ok(())
+}
+
+/// The scenario: `bk web` (started here, repository on the FTP server) and
+/// Chromium (started here) against `server`.
+pub(crate) fn browser_scenario(
+    bk: &Path,
+    server: &TestServer,
+    password: &str,
+    work: &Path,
+    shots: &Path,
+) -> Result<Checks> {
+    let chromium = locate(&["chromium", "chromium-browser", "google-chrome"])
+        .context("chromium not found (apt-get install chromium chromium-driver)")?;
+    let driver = locate(&["chromedriver"])
+        .context("chromedriver not found (apt-get install chromium-driver)")?;
+    fs::create_dir_all(shots)?;
+    let logs = work.join("logs");
+    fs::create_dir_all(&logs)?;
+
+    let dataset = server.local_path("/datasets/folder2");
+    make_dataset(&dataset)?;
+    fs::create_dir_all(server.local_path("/datasets/folder1"))?;
+    let local_root = work.join("local");
+    fs::create_dir_all(&local_root)?;
+
+    let web_port = free_port()?;
+    let mut web = Guard {
+        name: "bk web",
+        child: Command::new(bk)
+            .args([
+                "web",
+                "--listen",
+                &format!("127.0.0.1:{web_port}"),
+                "--allow-root",
+            ])
+            .arg(&local_root)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(logs.join("bk-web.out"))?)
+            .stderr(fs::File::create(logs.join("bk-web.err"))?)
+            .spawn()
+            .context("starting bk web")?,
+    };
+    wait_port(web_port, "bk web", &mut web)?;
+    let driver_port = free_port()?;
+    let mut chromedriver = Guard {
+        name: "chromedriver",
+        child: Command::new(&driver)
+            .args([
+                format!("--port={driver_port}"),
+                "--allowed-ips=127.0.0.1".into(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(logs.join("chromedriver.out"))?)
+            .stderr(fs::File::create(logs.join("chromedriver.err"))?)
+            .spawn()
+            .context("starting chromedriver")?,
+    };
+    wait_port(driver_port, "chromedriver", &mut chromedriver)?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let base = format!("http://127.0.0.1:{web_port}");
+    let profile = work.join("chromium-profile");
+    let r = rt.block_on(async {
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                    "--window-size=1280,900", "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+            .context("starting a Chromium session through chromedriver")?;
+        let mut s = Session {
+            c,
+            base,
+            shots: shots.to_path_buf(),
+            checks: Vec::new(),
+        };
+        let r = s.scenario(server, password, &dataset).await;
+        let _ = s.c.clone().close().await;
+        r.map(|()| s.checks)
+    });
+    web.check_alive()
+        .context("bk web died during the scenario")?;
+    let checks = r?;
+    let err = fs::read_to_string(logs.join("bk-web.err")).unwrap_or_default();
+    let out = fs::read_to_string(logs.join("bk-web.out")).unwrap_or_default();
+    let mut checks = checks;
+    checks.push((
+        "the FTP password appears in no log of bk web".into(),
+        !err.contains(password) && !out.contains(password),
+    ));
+    Ok(checks)
+}
+
+struct Session {
+    c: Client,
+    base: String,
+    shots: PathBuf,
+    checks: Checks,
+}
+
+impl Session {
+    fn check(&mut self, name: &str, ok: bool) {
+        println!("{} {name}", if ok { "PASS" } else { "FAIL" });
+        self.checks.push((name.to_string(), ok));
+    }
+
+    async fn goto(&self, path: &str) -> Result<()> {
+        self.c.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+
+    async fn shot(&self, name: &str) -> Result<()> {
+        let png = self.c.screenshot().await?;
+        fs::write(self.shots.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
+    async fn source(&self) -> Result<String> {
+        Ok(self.c.source().await?)
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let e = self.c.find(Locator::Css(css)).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+
+    async fn click(&self, css: &str) -> Result<()> {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    async fn click_link(&self, text: &str) -> Result<()> {
+        self.c
+            .find(Locator::LinkText(text))
+            .await
+            .with_context(|| format!("finding the link {text:?}"))?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for the job page to say done (or failed); returns the states
+    /// and the file counters seen while it ran, one sample each 200 ms.
+    async fn wait_job(&self) -> Result<(String, Vec<String>)> {
+        let t = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let state = self
+                .c
+                .find(Locator::Css("[data-field=state]"))
+                .await?
+                .text()
+                .await?;
+            if let Ok(e) = self.c.find(Locator::Css("[data-field=bytes_done_h]")).await {
+                seen.push(e.text().await.unwrap_or_default());
+            }
+            if state != "running" {
+                return Ok((state, seen));
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!("the job did not end within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn scenario(
+        &mut self,
+        server: &TestServer,
+        password: &str,
+        dataset: &Path,
+    ) -> Result<()> {
+        // Connect: first a wrong password, then the right one.
+        self.goto("/").await?;
+        self.shot("01-connect").await?;
+        self.fill("input[name=address]", &server.addr()).await?;
+        self.fill("input[name=user]", server.user()).await?;
+        self.fill("input[name=password]", "wrong password").await?;
+        self.fill("input[name=repo_path]", "/backups").await?;
+        self.click("#connect button[type=submit]").await?;
+        let page = self.source().await?;
+        self.check(
+            "a wrong password is reported on the connect page",
+            page.contains("refused the user name or password"),
+        );
+        self.shot("02-connect-wrong-password").await?;
+        self.fill("input[name=password]", password).await?;
+        self.fill("input[name=repo_path]", "/backups").await?;
+        self.click("#connect button[type=submit]").await?;
+        let page = self.source().await?;
+        self.check(
+            "connected: the home page names the repository",
+            page.contains("/backups"),
+        );
+        self.shot("03-home-empty").await?;
+
+        // Datasets view: one level at a time, then "Back up this directory".
+        self.click_link("Datasets").await?;
+        self.click_link("datasets/").await?;
+        let page = self.source().await?;
+        self.check(
+            "the datasets view lists the FTP server's directories",
+            page.contains("folder1/") && page.contains("folder2/"),
+        );
+        self.click_link("folder2/").await?;
+        self.shot("04-datasets-view").await?;
+        self.click_link("Back up this directory").await?;
+        self.shot("05-backup-form").await?;
+        let v1 = tree(dataset)?;
+        self.click("form[action='/backup'] button[type=submit]")
+            .await?;
+        // Live progress: the JS updates the counters without a reload.
+        let (state, seen) = self.wait_job().await?;
+        self.check("the first backup job ends done", state == "done");
+        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+        println!("     bytes shown while running: {seen:?}");
+        self.check(
+            "the job page shows the bytes done",
+            !seen.is_empty() && distinct.iter().all(|b| b.ends_with('B')),
+        );
+        self.shot("06-backup-job-done").await?;
+        let between_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64 + 1000;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+
+        // Modify the dataset on the server, back up again.
+        fs::write(
+            dataset.join("file1.txt"),
+            "first file, version 2 (longer)\n",
+        )?;
+        fs::remove_file(dataset.join("file2.txt"))?;
+        fs::write(dataset.join("lmao/new.txt"), "a new file\n")?;
+        self.goto("/browse?side=ftp&path=%2Fdatasets%2Ffolder2")
+            .await?;
+        self.click_link("Back up this directory").await?;
+        self.click("form[action='/backup'] button[type=submit]")
+            .await?;
+        let (state, _) = self.wait_job().await?;
+        let page = self.source().await?;
+        self.check("the second backup job ends done", state == "done");
+        self.check(
+            "its summary counts the changes",
+            page.contains("<dt>Modified</dt><dd>1</dd>")
+                && page.contains("<dt>Deleted</dt><dd>1</dd>"),
+        );
+        self.shot("07-second-backup-summary").await?;
+
+        // Backups view, a snapshot, a comparison, the job list.
+        self.click_link("View backups of folder2").await?;
+        let page = self.source().await?;
+        let local_times = self
+            .c
+            .execute(
+                "return [...document.querySelectorAll('time')].every(t => t.textContent !== t.getAttribute('datetime'));",
+                vec![],
+            )
+            .await?;
+        self.check(
+            "the backups view lists both backups, times in the browser's zone",
+            page.contains("incremental") && local_times == serde_json::json!(true),
+        );
+        self.shot("08-backups-view").await?;
+        self.click("form[action='/compare'] button[type=submit]")
+            .await?;
+        let page = self.source().await?;
+        self.check(
+            "the comparison names the added, modified and deleted files",
+            page.contains("lmao/new.txt")
+                && page.contains("file1.txt")
+                && page.contains("file2.txt"),
+        );
+        self.shot("09-compare").await?;
+        self.goto("/snapshot?dataset=folder2&id=0&path=a").await?;
+        self.shot("10-snapshot-tree").await?;
+        self.goto("/jobs").await?;
+        self.shot("11-jobs").await?;
+
+        // Recover the state before a time between the two backups onto the
+        // FTP server, typing the date and time as a user would (local time).
+        self.goto("/restore?dataset=folder2").await?;
+        self.click("input[name=which][value=before]").await?;
+        self.click("input[name=dest][value=ftp]").await?;
+        self.fill("input[name=out]", "/datasets/folder2_recovered")
+            .await?;
+        self.c
+            .execute(
+                "const d = new Date(arguments[0]); const p = n => String(n).padStart(2, '0');
+                 document.querySelector('[name=before_date]').value =
+                   d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate());
+                 document.querySelector('[name=before_time]').value =
+                   p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());",
+                vec![serde_json::json!(between_ms)],
+            )
+            .await?;
+        self.shot("12-recovery-form").await?;
+        self.click("#restore button[type=submit]").await?;
+        let (state, _) = self.wait_job().await?;
+        self.check("the recovery job ends done", state == "done");
+        let page = self.source().await?;
+        self.check("it recovered backup #0", page.contains("#0 of"));
+        self.shot("13-recovery-job-done").await?;
+        let got = tree(&server.local_path("/datasets/folder2_recovered"))?;
+        self.check(
+            "the recovered files match the first version byte for byte",
+            got == v1,
+        );
+
+        // A phone-sized window.
+        self.c.set_window_size(390, 844).await?;
+        self.goto("/backups?dataset=folder2").await?;
+        self.shot("14-phone-backups-view").await?;
+        self.goto("/").await?;
+        self.shot("15-phone-home").await?;
+        self.c.set_window_size(1280, 900).await?;
+
+        // Logging out forgets the connection.
+        self.click(".logout button").await?;
+        self.goto("/browse").await?;
+        let page = self.source().await?;
+        self.check(
+            "after logging out the connect page is back",
+            page.contains("action=\"/connect\""),
+        );
+        Ok(())
+    }
+}
