@@ -766,6 +766,8 @@ impl Bench {
             p.take();
         }
         let mut cmd = make(self, port);
+        // SAFETY: sync(2) has no preconditions.
+        unsafe { libc::sync() };
         let o = self
             .ctx
             .exec(&mut cmd, &format!("count-{}", slugify(label)))?;
@@ -776,10 +778,13 @@ impl Bench {
             .unwrap_or_default();
         o.check()?;
         eprintln!(
-            "  count {label:<32} {} logins, {} data connections, {} commands; 4xx/5xx: {}",
+            "  count {label:<32} {} logins, {} data connections, {} commands, {:.1} MB \
+             downloaded; {}; 4xx/5xx: {}",
             counts.logins(),
             counts.data_connections(),
             counts.commands(),
+            counts.retr_kbytes * 1024.0 / 1e6,
+            counts.repeats_text(),
             counts.errors_text()
         );
         self.counted.push(Counted {
@@ -1297,23 +1302,26 @@ fn report(b: &Bench, info: &Info) -> (String, Value) {
     if !b.counted.is_empty() {
         let _ = writeln!(
             md,
-            "bk's FTP traffic, each step run once more (untimed, into a second repository) \
-             through a proxy on the control connection; data connections = \
-             STOR/RETR/APPE/LIST/NLST/MLSD commands:\n"
+            "bk's FTP traffic, each step run once more (untimed, after a `sync`, into a second \
+             repository) through a proxy on the control connection; data connections = \
+             STOR/RETR/APPE/LIST/NLST/MLSD commands; MB downloaded = the sizes pure-ftpd \
+             announces in its `150 N kbytes to download` replies:\n"
         );
         let _ = writeln!(
             md,
-            "| step | seconds through the proxy | logins | data connections | commands | commands by verb | 4xx/5xx replies |"
+            "| step | seconds through the proxy | logins | data connections | MB downloaded | data commands on distinct paths | commands | commands by verb | 4xx/5xx replies |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---|");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---:|---|---|");
         for c in &b.counted {
             let _ = writeln!(
                 md,
-                "| {} | {:.2} | {} | {} | {} | {} | {} |",
+                "| {} | {:.2} | {} | {} | {:.1} | {} | {} | {} | {} |",
                 c.label,
                 c.secs,
                 c.counts.logins(),
                 c.counts.data_connections(),
+                c.counts.retr_kbytes * 1024.0 / 1e6,
+                c.counts.repeats_text(),
                 c.counts.commands(),
                 c.counts.verbs_text(),
                 c.counts.errors_text()
@@ -1383,6 +1391,10 @@ fn report(b: &Bench, info: &Info) -> (String, Value) {
                 "data_connections": c.counts.data_connections(),
                 "commands": c.counts.commands(),
                 "verbs": c.counts.verbs,
+                "retr_bytes_announced": c.counts.retr_kbytes * 1024.0,
+                "data_command_paths": c.counts.paths.iter()
+                    .map(|(verb, p)| (verb.clone(), json!({"commands": p.values().sum::<u64>(), "distinct_paths": p.len()})))
+                    .collect::<serde_json::Map<_, _>>(),
                 "replies": c.counts.replies.iter()
                     .map(|((verb, code), v)| (format!("{verb} {code}"), Value::from(*v)))
                     .collect::<serde_json::Map<_, _>>(),
@@ -1528,6 +1540,11 @@ struct Counts {
     /// Final replies by the command they answer (`(greeting)` for the
     /// server's first line) and code.
     replies: BTreeMap<(String, u16), u64>,
+    /// The arguments (paths) of the data commands, counted.
+    paths: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Sum of the sizes pure-ftpd announces for downloads
+    /// (`150 N kbytes to download`; a resumed RETR announces what is left).
+    retr_kbytes: f64,
 }
 
 impl Counts {
@@ -1555,6 +1572,21 @@ impl Counts {
             .map(|(k, n)| format!("{k} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// `RETR 312 on 84 paths, MLSD 149 on 75 paths`: data commands and the
+    /// distinct paths they named.
+    fn repeats_text(&self) -> String {
+        let v: Vec<String> = self
+            .paths
+            .iter()
+            .map(|(verb, p)| format!("{verb} {} on {} paths", p.values().sum::<u64>(), p.len()))
+            .collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
     }
 
     /// `MKD 550 ×20, EPSV 425 ×1` for the 4xx and 5xx replies, or `none`.
@@ -1687,6 +1719,17 @@ fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Res
                 } else {
                     None
                 };
+                if code == 150 {
+                    // pure-ftpd: "150 17408.3 kbytes to download".
+                    let text = String::from_utf8_lossy(&line);
+                    if let Some(k) = text
+                        .strip_prefix("150 ")
+                        .and_then(|t| t.split_once(" kbytes to download"))
+                        .and_then(|(n, _)| n.trim().parse::<f64>().ok())
+                    {
+                        st_down.counts().retr_kbytes += k;
+                    }
+                }
                 if code >= 200 {
                     let verb = verb.unwrap_or_else(|| "(greeting)".to_string());
                     *st_down.counts().replies.entry((verb, code)).or_default() += 1;
@@ -1714,7 +1757,21 @@ fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Res
             .map(|v| String::from_utf8_lossy(v).to_ascii_uppercase())
             .unwrap_or_default();
         if !verb.is_empty() {
-            *st.counts().verbs.entry(verb.clone()).or_default() += 1;
+            let mut counts = st.counts();
+            *counts.verbs.entry(verb.clone()).or_default() += 1;
+            // Data commands name paths, never secrets: keep them.
+            if DATA_VERBS.contains(&verb.as_str()) {
+                let arg = String::from_utf8_lossy(&line[verb.len().min(line.len())..])
+                    .trim()
+                    .to_string();
+                *counts
+                    .paths
+                    .entry(verb.clone())
+                    .or_default()
+                    .entry(arg)
+                    .or_default() += 1;
+            }
+            drop(counts);
             pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
