@@ -374,7 +374,8 @@ impl Session {
                 .find(Locator::Css("[data-field=state]"))
                 .await?
                 .text()
-                .await?;
+                .await?
+                .to_lowercase();
             if let Ok(e) = self.c.find(Locator::Css("[data-field=bytes_done_h]")).await {
                 seen.push(e.text().await.unwrap_or_default());
             }
