@@ -211,9 +211,59 @@ fn ftp_url(cli: &Cli, s: &str) -> Result<bk_core::bk_ftp::FtpUrl> {
             "bk: warning: the FTP password was given inside the URL, where other users can see it in the process list; use BK_FTP_PASSWORD or --password-file"
         );
     } else if url.user != "anonymous" {
-        bail!("no password for {url}: set BK_FTP_PASSWORD or pass --password-file FILE");
+        match prompt_password(&url)? {
+            Some(pw) => url.set_password(pw),
+            None => bail!(
+                "no password for {url}: set BK_FTP_PASSWORD, pass --password-file FILE, or run bk \
+                 on a terminal to be asked for it"
+            ),
+        }
     }
     Ok(url)
+}
+
+/// Asks for the password of `url` on the terminal, without echo, when
+/// standard input is one; `None` otherwise. Asked once per user and server.
+fn prompt_password(url: &bk_core::bk_ftp::FtpUrl) -> Result<Option<String>> {
+    use std::io::{BufRead, IsTerminal};
+    static ASKED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let key = format!("{}@{}:{}", url.user, url.host, url.port);
+    if let Some((_, pw)) = ASKED
+        .lock()
+        .ok()
+        .and_then(|a| a.iter().find(|(k, _)| *k == key).cloned())
+    {
+        return Ok(Some(pw));
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(None);
+    }
+    // SAFETY: termios is plain data; tcgetattr fills it for fd 0, a terminal.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(0, &raw mut old) } != 0 {
+        return Ok(None);
+    }
+    let mut quiet = old;
+    quiet.c_lflag &= !libc::ECHO;
+    quiet.c_lflag |= libc::ECHONL;
+    // Echo off before the prompt shows, so nothing typed after it echoes.
+    // SAFETY: fd 0 is a terminal; `quiet` is a valid termios from tcgetattr.
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw const quiet) };
+    eprint!("FTP password for {key}: ");
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    // SAFETY: as above; echo is restored whatever the read returned.
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw const old) };
+    read.context("reading the password from the terminal")?;
+    let pw = line.trim_end_matches(['\n', '\r']).to_string();
+    if pw.is_empty() {
+        bail!("no password entered for {key}");
+    }
+    if let Ok(mut a) = ASKED.lock() {
+        a.push((key, pw.clone()));
+    }
+    Ok(Some(pw))
 }
 
 fn ftp_config(cli: &Cli) -> bk_core::bk_ftp::FtpConfig {

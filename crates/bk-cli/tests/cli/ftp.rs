@@ -179,6 +179,7 @@ fn wrong_password_and_password_sources() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("BK_FTP_PASSWORD"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("terminal"), "{}", stderr(&o));
 
     // A password file readable by others is refused; a private one works.
     let pw = tmp.path().join("pw");
@@ -368,4 +369,88 @@ fn pull_a_dataset_from_ftp_and_push_a_restore_back() {
     let o = run(&[os("backup"), os(&missing), os("--repo"), repo.as_os_str()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no such directory"), "{}", stderr(&o));
+}
+
+/// Without BK_FTP_PASSWORD or a file, bk asks on its terminal: the prompt
+/// goes to stderr, the typed password is not echoed, and it works.
+#[test]
+fn password_prompt_on_a_terminal() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::Stdio;
+
+    let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("data");
+    tree(&src);
+    let url = repo_url(&s, false);
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors into the out-parameters.
+    let rc = unsafe {
+        libc::openpty(
+            &raw mut master,
+            &raw mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here only.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bk"))
+        .env_remove("BK_FTP_PASSWORD")
+        .env_remove("BK_REPO")
+        .arg("backup")
+        .arg(&src)
+        .args([os("--repo"), os(&url), os("--json")])
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the prompt on stderr, then type the password.
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut b = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("password for") {
+        let n = err.read(&mut b).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+    let mut term = std::fs::File::from(master);
+    writeln!(term, "{}", s.password()).unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    err.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    assert!(status.success(), "{seen}");
+    assert!(
+        seen.contains(&format!("{}@{}", s.user(), s.host())),
+        "{seen}"
+    );
+    assert!(
+        out.contains("\"id\": 0") || out.contains("\"id\":0"),
+        "{out}"
+    );
+    assert!(!out.contains(s.password()) && !seen.contains(s.password()));
+    // What the terminal showed: only the newline (ECHONL), not the password.
+    // SAFETY: F_SETFL on an open descriptor.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::fcntl(term.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+    }
+    let mut shown = Vec::new();
+    let _ = term.read_to_end(&mut shown);
+    assert!(
+        !String::from_utf8_lossy(&shown).contains(s.password()),
+        "the password was echoed: {:?}",
+        String::from_utf8_lossy(&shown)
+    );
 }
