@@ -65,6 +65,10 @@ pub struct Repository {
     packs: Arc<PackCache>,
 }
 
+/// The pack a reader used last (see [`Repository::read_blob_held`]).
+#[derive(Debug, Default)]
+pub struct HeldPack(Option<(Id, Arc<Vec<u8>>)>);
+
 type CachedPack = Arc<std::sync::OnceLock<std::result::Result<Arc<Vec<u8>>, String>>>;
 
 /// Whole packs kept in memory for backends where a round trip costs more
@@ -250,6 +254,11 @@ impl Repository {
             let mut g = self.packs.inner.lock().unwrap_or_else(|p| p.into_inner());
             let (map, order) = &mut *g;
             if let Some(c) = map.get(pack) {
+                // Least recently used goes first.
+                if let Some(pos) = order.iter().position(|p| p == pack) {
+                    order.remove(pos);
+                    order.push_back(*pack);
+                }
                 c.clone()
             } else {
                 let c: CachedPack = Arc::default();
@@ -276,9 +285,25 @@ impl Repository {
 
     /// Read and verify a blob.
     pub fn read_blob(&self, idx: &Index, id: &Id) -> Result<Vec<u8>> {
+        self.read_blob_held(idx, id, &mut HeldPack::default())
+    }
+
+    /// Read and verify a blob; on a backend that reads whole packs, keep
+    /// the pack in `held` for the reader's next blob. A reader that goes
+    /// through a file's blobs (stored in a run, pack after pack) so
+    /// downloads each pack once, however many other readers push it out of
+    /// the shared cache meanwhile.
+    pub fn read_blob_held(&self, idx: &Index, id: &Id, held: &mut HeldPack) -> Result<Vec<u8>> {
         let loc = idx.get(id).ok_or(Error::MissingBlob(*id))?;
         if self.backend.prefers_whole_reads() {
-            let data = self.whole_pack(&loc.pack)?;
+            let data = match &held.0 {
+                Some((p, d)) if *p == loc.pack => Arc::clone(d),
+                _ => {
+                    let d = self.whole_pack(&loc.pack)?;
+                    held.0 = Some((loc.pack, Arc::clone(&d)));
+                    d
+                }
+            };
             let start = loc.entry.offset as usize;
             let stored = data
                 .get(start..start + loc.entry.length as usize)

@@ -15,7 +15,7 @@ use filetime::FileTime;
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::index::Index;
-use crate::repo::Repository;
+use crate::repo::{HeldPack, Repository};
 use crate::snapshot::{Select, Snapshot, select};
 use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join};
 
@@ -576,6 +576,16 @@ pub fn execute_with(
             None => writes.push(i),
         }
     }
+    // In the order of their first blob's place in the repository, so that
+    // the threads work through the packs together, each pack once.
+    writes.sort_by_cached_key(|&i| {
+        plan.files[i]
+            .node
+            .content
+            .first()
+            .and_then(|id| idx.get(id))
+            .map(|l| (l.pack, l.entry.offset))
+    });
     let threads = if threads == 0 { 8 } else { threads };
     let next = AtomicUsize::new(0);
     let files = AtomicU64::new(0);
@@ -584,6 +594,7 @@ pub fn execute_with(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                let mut held = HeldPack::default();
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = writes.get(k) else { return };
@@ -593,7 +604,7 @@ pub fn execute_with(
                         // A target may retry and feed the content again.
                         written = 0;
                         for id in &e.node.content {
-                            let data = repo.read_blob(idx, id)?;
+                            let data = repo.read_blob_held(idx, id, &mut held)?;
                             sink(&data).map_err(|err| Error::Io {
                                 action: "writing",
                                 path: PathBuf::from(OsStr::from_bytes(&e.path)),
