@@ -64,7 +64,8 @@ pub struct Job {
     files_done: AtomicU64,
     bytes_total: AtomicU64,
     bytes_done: AtomicU64,
-    current: Mutex<String>,
+    /// Raw path bytes: the hot path copies bytes, `view` formats them.
+    current: Mutex<Vec<u8>>,
     state: Mutex<State>,
     finished: Mutex<Option<Instant>>,
 }
@@ -142,15 +143,19 @@ impl Job {
 
     fn add_bytes(&self, path: &[u8], n: u64) {
         self.bytes_done.fetch_add(n, Ordering::Relaxed);
-        let mut c = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if c.as_bytes() != path {
-            *c = display_path(path);
+        // Called by every reader thread for every buffer: never wait here;
+        // another thread updating the name is as good.
+        if let Ok(mut c) = self.current.try_lock()
+            && c.as_slice() != path
+        {
+            c.clear();
+            c.extend_from_slice(path);
         }
     }
 
     /// Say what the job is doing when it is not reading a file.
     pub fn set_current(&self, what: &str) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = what.as_bytes().to_vec();
     }
 
     fn add_file(&self) {
@@ -227,10 +232,7 @@ impl Job {
             bytes_total_h: human(bytes_total),
             percent,
             current: if running {
-                self.current
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
+                display_path(&self.current.lock().unwrap_or_else(|p| p.into_inner()))
             } else {
                 String::new()
             },

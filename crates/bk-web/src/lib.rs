@@ -190,14 +190,34 @@ impl AppState {
             }
             roots.push(c);
         }
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             sessions: session::SessionStore::new(opts.session_ttl, opts.ui_password.is_some()),
             roots,
             jobs: jobs::JobStore::default(),
             templates: render::Templates::new()?,
             backup_turns: Default::default(),
             opts,
-        }))
+        });
+        // Expired sessions (and the FTP passwords they hold) are dropped by
+        // the next request; this sweeps them when no request comes.
+        let weak = Arc::downgrade(&state);
+        let every =
+            (state.opts.session_ttl / 2).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        std::thread::Builder::new()
+            .name("bk-web-sessions".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    match weak.upgrade() {
+                        Some(st) => {
+                            st.sessions.len();
+                        }
+                        None => return,
+                    }
+                }
+            })
+            .context("starting the session sweeper")?;
+        Ok(state)
     }
 
     fn backup_turn(&self, repo: &str) -> Arc<std::sync::Mutex<()>> {
