@@ -514,7 +514,7 @@ fn connect_error(url: &FtpUrl, e: &bk_core::bk_ftp::Error, pw: &str) -> (StatusC
                 "The FTP server at {addr} refused the user name or password. Check them and try again."
             ),
         ),
-        FtpErrorKind::Tls => (
+        _ if e.kind() == FtpErrorKind::Tls || e.op().starts_with("starting TLS") => (
             StatusCode::BAD_GATEWAY,
             format!(
                 "Could not make a secure (TLS) connection to {addr}: {}. If the server does not offer TLS, untick \"Use TLS\".",

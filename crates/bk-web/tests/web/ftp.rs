@@ -249,3 +249,55 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
         b.get(&app, &format!("/jobs/{id}")).await;
     }
 }
+
+#[actix_web::test]
+async fn use_tls_connects_over_ftps_and_an_untrusted_certificate_is_explained() {
+    let s = TestServer::start(ServerKind::Embedded, ServerOptions::tls()).expect("FTPS server");
+    let ca = s.ca_cert().expect("a certificate").to_path_buf();
+    let cfg = bk_core::bk_ftp::FtpConfig::default().ca_file(&ca);
+    let st = state(WebOptions::new().ftp_config(cfg));
+    let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
+    let mut b = Browser::new().secret(s.password());
+    b.get(&app, "/").await;
+    let r = b
+        .post(
+            &app,
+            "/connect",
+            &[
+                ("address", &s.addr()),
+                ("user", s.user()),
+                ("password", s.password()),
+                ("tls", "on"),
+                ("repo_path", "/repo"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let home = b.get(&app, "/").await;
+    assert!(home.body.contains("ftps:&#x2f;&#x2f;"), "{}", home.body);
+    assert!(
+        s.local_path("/repo").is_dir(),
+        "the repository was created over FTPS"
+    );
+
+    // Without the certificate's trust, TLS fails in words that say so.
+    let st = state(WebOptions::new());
+    let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
+    let mut b = Browser::new().secret(s.password());
+    b.get(&app, "/").await;
+    let r = b
+        .post(
+            &app,
+            "/connect",
+            &[
+                ("address", &s.addr()),
+                ("user", s.user()),
+                ("password", s.password()),
+                ("tls", "on"),
+                ("repo_path", "/repo"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert!(r.body.contains("secure (TLS) connection"), "{}", r.body);
+}
