@@ -1330,6 +1330,50 @@ fn report(b: &Bench, info: &Info) -> (String, Value) {
         let _ = writeln!(md);
     }
 
+    // What the counts say, in words.
+    let mut seen = String::new();
+    if let Some(c) = b
+        .counted
+        .iter()
+        .find(|c| c.label == format!("bk {}", Step::Restore.label()))
+        && let Some(repo) = b.stored.get(&Tool::Bk)
+    {
+        let retr = c.counts.paths.get("RETR");
+        let _ = write!(
+            seen,
+            "- the restore downloaded {:.1} MB for a repository of {:.1} MB ({:.2}×)",
+            c.counts.retr_kbytes * 1024.0 / 1e6,
+            mb(*repo),
+            c.counts.retr_kbytes * 1024.0 / *repo as f64
+        );
+        if let Some(p) = retr {
+            let _ = write!(
+                seen,
+                "; RETR {} on {} distinct paths",
+                p.values().sum::<u64>(),
+                p.len()
+            );
+        }
+        seen.push('\n');
+    }
+    for c in &b.counted {
+        for (verb, p) in &c.counts.paths {
+            let n: u64 = p.values().sum();
+            let most = p.values().copied().max().unwrap_or(0);
+            if n > p.len() as u64 {
+                let _ = writeln!(
+                    seen,
+                    "- {}: {verb} {n} times on {} distinct paths (one path up to {most} times)",
+                    c.label,
+                    p.len()
+                );
+            }
+        }
+    }
+    if !seen.is_empty() {
+        let _ = writeln!(md, "Repeated transfers in these counts:\n\n{seen}");
+    }
+
     if !b.verify.is_empty() {
         let _ = writeln!(
             md,
