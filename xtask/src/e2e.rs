@@ -36,7 +36,8 @@ Builds bk (dev profile), starts an FTP server on 127.0.0.1 with bk-testkit and r
 end-to-end scenarios through the bk binary: (1) local dataset -> FTP repository,
 (2) FTP dataset -> local repository, (3) restore to an FTP directory, (4) a
 connection-cutting proxy in front of the server (control and data connections),
-(5) a password leak scan.
+(5) a password leak scan, (6) the web UI in headless Chromium (`bk web`; needs
+chromium and chromium-driver; screenshots in the work directory).
 Prints PASS/FAIL per scenario and a summary table (also written to
 target/e2e/results.md); exits non-zero when a scenario fails.
 
@@ -59,7 +60,7 @@ options:
                      scenario 4: chance that a data connection is cut (default 40)
                      Scenario 4 fails unless at least as many cuts land as there
                      are seeds (with both percentages 0 there is nothing to count).
-  --only LIST        comma list of scenario numbers to run (default 1,2,3,4,5;
+  --only LIST        comma list of scenario numbers to run (default 1,2,3,4,5,6;
                      3 needs 1)
   --keep             keep datasets, repositories and restores after a passing run
                      (default: keep only logs/; everything is kept on failure)
@@ -108,7 +109,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         cut_percent: 50,
         data_cut_max: 8 << 20,
         data_cut_percent: 40,
-        only: vec![1, 2, 3, 4, 5],
+        only: vec![1, 2, 3, 4, 5, 6],
         keep: false,
     };
     let positive = |flag: &str, v: &str| -> Result<f64> {
@@ -196,8 +197,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                     .filter(|s| !s.is_empty())
                 {
                     match s.parse::<u32>() {
-                        Ok(n @ 1..=5) => o.only.push(n),
-                        _ => bail!("--only: {s:?} is not a scenario number (1-5)"),
+                        Ok(n @ 1..=6) => o.only.push(n),
+                        _ => bail!("--only: {s:?} is not a scenario number (1-6)"),
                     }
                 }
             }
@@ -267,12 +268,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
     };
 
     type ScenarioFn = fn(&mut Ctx, &mut Scenario) -> Result<()>;
-    let all: [(u32, &str, ScenarioFn); 5] = [
+    let all: [(u32, &str, ScenarioFn); 6] = [
         (1, "local dataset → FTP repository", scenario_1),
         (2, "FTP dataset → local repository (pull)", scenario_2),
         (3, "restore to an FTP directory", scenario_3),
         (4, "fault injection: connection-cutting proxy", scenario_4),
         (5, "secrets: password never written", scenario_5),
+        (6, "web UI in headless Chromium", scenario_6),
     ];
     let t_all = Instant::now();
     let mut scenarios = Vec::new();
@@ -698,6 +700,24 @@ fn opt(v: Option<u64>) -> String {
 /// Reads `field` of a backup's `--json` summary.
 fn stat(v: &Value, field: &str) -> Option<u64> {
     v.get(field).and_then(Value::as_u64)
+}
+
+// ---------------------------------------------------------------- scenario 6
+
+/// The web UI in a real browser (see `e2e_web.rs`): connect, browse, back up
+/// twice, recover the state before a time onto the server, compare bytes.
+fn scenario_6(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
+    let work = ctx.work.join("web");
+    let shots = work.join("screenshots");
+    fs::create_dir_all(&work)?;
+    let checks =
+        crate::e2e_web::browser_scenario(&ctx.bk, &ctx.server, &ctx.password, &work, &shots)?;
+    for (name, ok) in checks {
+        sc.check(name, ok, "");
+    }
+    sc.notes
+        .push(format!("screenshots of each screen in {}", shots.display()));
+    Ok(())
 }
 
 // ---------------------------------------------------------------- scenario 1

@@ -130,6 +130,9 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     .context("starting the embedded FTP server")?;
     let t = Instant::now();
     let checks = browser_scenario(&bk, &server, &password, &work, &shots)?;
+    for (name, ok) in &checks {
+        println!("{} {name}", if *ok { "PASS" } else { "FAIL" });
+    }
     let failed: Vec<_> = checks.iter().filter(|(_, ok)| !ok).collect();
     println!(
         "\ne2e-web: {} passed, {} failed ({:.1} s); screenshots in {}",
@@ -217,9 +220,15 @@ pub(crate) fn browser_scenario(
     let logs = work.join("logs");
     fs::create_dir_all(&logs)?;
 
-    let dataset = server.local_path("/datasets/folder2");
+    let ftp_base = server.remote_base().trim_end_matches('/').to_string();
+    let dataset = server.local_path(&format!("{ftp_base}/datasets/folder2"));
     make_dataset(&dataset)?;
-    fs::create_dir_all(server.local_path("/datasets/folder1"))?;
+    fs::create_dir_all(server.local_path(&format!("{ftp_base}/datasets/folder1")))?;
+    // External daemons run as another user, who must write the repository
+    // and the recovered folder.
+    server
+        .hand_over()
+        .context("handing the dataset over to the FTP user")?;
     let local_root = work.join("local");
     fs::create_dir_all(&local_root)?;
 
@@ -291,7 +300,7 @@ pub(crate) fn browser_scenario(
             shots: shots.to_path_buf(),
             checks: Vec::new(),
         };
-        let r = s.scenario(server, password, &dataset).await;
+        let r = s.scenario(server, password, &ftp_base, &dataset).await;
         let _ = s.c.clone().close().await;
         r.map(|()| s.checks)
     });
@@ -317,7 +326,6 @@ struct Session {
 
 impl Session {
     fn check(&mut self, name: &str, ok: bool) {
-        println!("{} {name}", if ok { "PASS" } else { "FAIL" });
         self.checks.push((name.to_string(), ok));
     }
 
@@ -393,24 +401,30 @@ impl Session {
         &mut self,
         server: &TestServer,
         password: &str,
+        base: &str,
         dataset: &Path,
     ) -> Result<()> {
+        let repo = format!("{base}/backups");
+        let datasets_dir = format!("{base}/datasets");
+        let recovered = format!("{base}/datasets/folder2_recovered");
         // Connect: first a wrong password, then the right one.
         self.goto("/").await?;
         self.shot("01-connect").await?;
         self.fill("input[name=address]", &server.addr()).await?;
         self.fill("input[name=user]", server.user()).await?;
-        self.fill("input[name=password]", "wrong password").await?;
-        self.fill("input[name=repo_path]", "/backups").await?;
-        self.click("#connect button[type=submit]").await?;
-        let page = self.source().await?;
-        self.check(
-            "a wrong password is reported on the connect page",
-            page.contains("refused the user name or password"),
-        );
-        self.shot("02-connect-wrong-password").await?;
+        if server.checks_password() {
+            self.fill("input[name=password]", "wrong password").await?;
+            self.fill("input[name=repo_path]", &repo).await?;
+            self.click("#connect button[type=submit]").await?;
+            let page = self.source().await?;
+            self.check(
+                "a wrong password is reported on the connect page",
+                page.contains("refused the user name or password"),
+            );
+            self.shot("02-connect-wrong-password").await?;
+        }
         self.fill("input[name=password]", password).await?;
-        self.fill("input[name=repo_path]", "/backups").await?;
+        self.fill("input[name=repo_path]", &repo).await?;
         self.click("#connect button[type=submit]").await?;
         let page = self.source().await?;
         self.check(
@@ -421,7 +435,12 @@ impl Session {
 
         // Datasets view: one level at a time, then "Back up this directory".
         self.click_link("Datasets").await?;
-        self.click_link("datasets/").await?;
+        if base.is_empty() {
+            self.click_link("datasets/").await?;
+        } else {
+            self.goto(&format!("/browse?side=ftp&path={datasets_dir}"))
+                .await?;
+        }
         let page = self.source().await?;
         self.check(
             "the datasets view lists the FTP server's directories",
@@ -454,7 +473,7 @@ impl Session {
         )?;
         fs::remove_file(dataset.join("file2.txt"))?;
         fs::write(dataset.join("lmao/new.txt"), "a new file\n")?;
-        self.goto("/browse?side=ftp&path=%2Fdatasets%2Ffolder2")
+        self.goto(&format!("/browse?side=ftp&path={datasets_dir}/folder2"))
             .await?;
         self.click_link("Back up this directory").await?;
         self.click("form[action='/backup'] button[type=submit]")
@@ -504,8 +523,7 @@ impl Session {
         self.goto("/restore?dataset=folder2").await?;
         self.click("input[name=which][value=before]").await?;
         self.click("input[name=dest][value=ftp]").await?;
-        self.fill("input[name=out]", "/datasets/folder2_recovered")
-            .await?;
+        self.fill("input[name=out]", &recovered).await?;
         self.c
             .execute(
                 "const d = new Date(arguments[0]); const p = n => String(n).padStart(2, '0');
@@ -523,7 +541,7 @@ impl Session {
         let page = self.source().await?;
         self.check("it recovered backup #0", page.contains("#0 of"));
         self.shot("13-recovery-job-done").await?;
-        let got = tree(&server.local_path("/datasets/folder2_recovered"))?;
+        let got = tree(&server.local_path(&recovered))?;
         self.check(
             "the recovered files match the first version byte for byte",
             got == v1,
