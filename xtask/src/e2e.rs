@@ -1468,8 +1468,7 @@ fn blackout(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     let last = r
         .stderr
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .next_back()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .to_string();
     sc.check(

@@ -413,6 +413,9 @@ fn forward(
         link.pump(&server2, &client2, Filter::Rewrite(rewriter.as_mut()));
     });
     rec.bytes = total.load(Ordering::SeqCst);
+    if let Some(limit) = cut_at {
+        rec.bytes = rec.bytes.min(limit);
+    }
     rec.cut = cut.load(Ordering::SeqCst);
     rec
 }
@@ -538,7 +541,11 @@ impl ReplyRewriter {
         }
         if text.starts_with("227 ") {
             // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
-            let Some(start) = text[4..].find(|c: char| c.is_ascii_digit()).map(|i| i + 4) else {
+            let Some(start) = text
+                .strip_prefix("227 ")
+                .and_then(|rest| rest.find(|c: char| c.is_ascii_digit()))
+                .map(|i| i + 4)
+            else {
                 return line;
             };
             let len = text[start..]
@@ -738,6 +745,9 @@ mod tests {
                 )
             };
             c.write_all(reply.as_bytes()).unwrap();
+            // Like a server: the data flows after the command (RETR).
+            let mut cmd = [0u8; 1];
+            while c.read(&mut cmd).is_ok_and(|n| n == 1) && cmd[0] != b'\n' {}
             let (mut d, _) = data.accept().unwrap();
             let _ = d.write_all(&vec![b'd'; size]);
             drop(d);
