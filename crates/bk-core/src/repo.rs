@@ -1,7 +1,8 @@
 //! The repository: config, index, blobs, snapshots and the lock.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::Local;
 use serde::{Deserialize, Serialize};
@@ -64,10 +65,6 @@ pub struct Repository {
     config: Config,
     packs: Arc<PackCache>,
 }
-
-/// The pack a reader used last (see [`Repository::read_blob_held`]).
-#[derive(Debug, Default)]
-pub struct HeldPack(Option<(Id, Arc<Vec<u8>>)>);
 
 type CachedPack = Arc<std::sync::OnceLock<std::result::Result<Arc<Vec<u8>>, String>>>;
 
@@ -285,25 +282,9 @@ impl Repository {
 
     /// Read and verify a blob.
     pub fn read_blob(&self, idx: &Index, id: &Id) -> Result<Vec<u8>> {
-        self.read_blob_held(idx, id, &mut HeldPack::default())
-    }
-
-    /// Read and verify a blob; on a backend that reads whole packs, keep
-    /// the pack in `held` for the reader's next blob. A reader that goes
-    /// through a file's blobs (stored in a run, pack after pack) so
-    /// downloads each pack once, however many other readers push it out of
-    /// the shared cache meanwhile.
-    pub fn read_blob_held(&self, idx: &Index, id: &Id, held: &mut HeldPack) -> Result<Vec<u8>> {
         let loc = idx.get(id).ok_or(Error::MissingBlob(*id))?;
         if self.backend.prefers_whole_reads() {
-            let data = match &held.0 {
-                Some((p, d)) if *p == loc.pack => Arc::clone(d),
-                _ => {
-                    let d = self.whole_pack(&loc.pack)?;
-                    held.0 = Some((loc.pack, Arc::clone(&d)));
-                    d
-                }
-            };
+            let data = self.whole_pack(&loc.pack)?;
             let start = loc.entry.offset as usize;
             let stored = data
                 .get(start..start + loc.entry.length as usize)
@@ -570,5 +551,257 @@ mod tests {
         .unwrap();
         let err = Repository::open_local(dir.path()).unwrap_err();
         assert!(matches!(err, Error::NewerFormat { found: 99, .. }), "{err}");
+    }
+}
+
+/// Blobs for a reader that knows in advance every blob it will read (a
+/// restore). On a backend that reads whole packs, each pack is downloaded
+/// when it is first needed, shared by all threads, and dropped as soon as
+/// the last blob planned from it was read; at most `cap` packs are held
+/// (least recently used goes first), so a pack is downloaded again only
+/// when more than `cap` packs are in use at once. Other backends read byte
+/// ranges, as [`Repository::read_blob`] does.
+pub struct PackFeed<'a> {
+    repo: &'a Repository,
+    idx: &'a Index,
+    cap: usize,
+    state: Mutex<FeedState>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    /// Blob reads still to come, per pack.
+    demand: HashMap<Id, usize>,
+    held: HashMap<Id, CachedPack>,
+    /// Held packs, least recently used first.
+    lru: VecDeque<Id>,
+    downloads: u64,
+}
+
+impl std::fmt::Debug for PackFeed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackFeed")
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PackFeed<'a> {
+    /// A feed for reading `blobs` (in any order, repeats counted), holding
+    /// at most `cap` packs.
+    pub fn new<'b>(
+        repo: &'a Repository,
+        idx: &'a Index,
+        blobs: impl IntoIterator<Item = &'b Id>,
+        cap: usize,
+    ) -> Self {
+        let mut st = FeedState::default();
+        if repo.backend.prefers_whole_reads() {
+            for id in blobs {
+                if let Some(loc) = idx.get(id) {
+                    *st.demand.entry(loc.pack).or_default() += 1;
+                }
+            }
+        }
+        PackFeed {
+            repo,
+            idx,
+            cap: cap.max(1),
+            state: Mutex::new(st),
+        }
+    }
+
+    /// Packs downloaded so far.
+    pub fn downloads(&self) -> u64 {
+        self.lock().downloads
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read and verify a blob.
+    pub fn read(&self, id: &Id) -> Result<Vec<u8>> {
+        if !self.repo.backend.prefers_whole_reads() {
+            return self.repo.read_blob(self.idx, id);
+        }
+        let loc = self.idx.get(id).ok_or(Error::MissingBlob(*id))?;
+        let pack = loc.pack;
+        let cell = {
+            let mut st = self.lock();
+            let st = &mut *st;
+            if let Some(pos) = st.lru.iter().position(|p| *p == pack) {
+                st.lru.remove(pos);
+            }
+            st.lru.push_back(pack);
+            let cell = st.held.entry(pack).or_default().clone();
+            while st.held.len() > self.cap {
+                let Some(old) = st.lru.pop_front() else { break };
+                st.held.remove(&old);
+            }
+            cell
+        };
+        let name = pack::pack_name(&pack);
+        let data = cell
+            .get_or_init(|| {
+                self.lock().downloads += 1;
+                self.repo
+                    .backend
+                    .read(&name)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|reason| Error::Corrupt {
+                name: name.clone(),
+                reason,
+            });
+        {
+            let mut st = self.lock();
+            let left = st.demand.get(&pack).copied().unwrap_or(0).saturating_sub(1);
+            st.demand.insert(pack, left);
+            if left == 0 || data.is_err() {
+                // Nobody needs it any more (or it failed: let a retry fetch
+                // it again).
+                st.held.remove(&pack);
+                if let Some(pos) = st.lru.iter().position(|p| *p == pack) {
+                    st.lru.remove(pos);
+                }
+            }
+        }
+        let data = data?;
+        let start = loc.entry.offset as usize;
+        let stored = data
+            .get(start..start + loc.entry.length as usize)
+            .ok_or_else(|| Error::DamagedBlob {
+                id: *id,
+                pack,
+                reason: "the pack is shorter than the index says".into(),
+            })?;
+        pack::open_blob(pack, &loc.entry, stored)
+    }
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::archiver::{BackupOptions, backup};
+    use crate::backend::ObjectInfo;
+    use crate::restore::{RestoreOptions, restore};
+    use crate::snapshot::Select;
+    use crate::source::LocalSource;
+
+    /// The local backend, reading whole packs the way the FTP backend does,
+    /// and counting those reads.
+    #[derive(Debug)]
+    struct WholeReads {
+        inner: LocalBackend,
+        pack_reads: AtomicU64,
+    }
+
+    impl Backend for WholeReads {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn root_exists(&self) -> Result<bool> {
+            self.inner.root_exists()
+        }
+        fn create_dirs(&self, dirs: &[&str]) -> Result<()> {
+            self.inner.create_dirs(dirs)
+        }
+        fn read(&self, name: &str) -> Result<Vec<u8>> {
+            if name.starts_with("packs/") {
+                self.pack_reads.fetch_add(1, Ordering::SeqCst);
+            }
+            self.inner.read(name)
+        }
+        fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.inner.read_range(name, offset, len)
+        }
+        fn write(&self, name: &str, data: &[u8], exclusive: bool) -> Result<()> {
+            self.inner.write(name, data, exclusive)
+        }
+        fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+            self.inner.list(dir)
+        }
+        fn remove(&self, name: &str) -> Result<()> {
+            self.inner.remove(name)
+        }
+        fn remove_temp_files(&self) -> Result<usize> {
+            self.inner.remove_temp_files()
+        }
+        fn prefers_whole_reads(&self) -> bool {
+            true
+        }
+    }
+
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Big files whose chunks interleave in the packs (written by several
+    /// threads at once) and many small files, restored by 8 threads: every
+    /// pack is downloaded once, not once per reader that needs it.
+    #[test]
+    fn a_restore_downloads_each_pack_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("ds");
+        std::fs::create_dir_all(data.join("small")).unwrap();
+        for i in 0..4u64 {
+            std::fs::write(data.join(format!("big{i}.bin")), noise(i + 1, 12 << 20)).unwrap();
+        }
+        for i in 0..300u64 {
+            let f = data.join("small").join(format!("{i}.txt"));
+            std::fs::write(f, noise(1000 + i, 3000 + i as usize * 97)).unwrap();
+        }
+        let root = tmp.path().join("repo");
+        Repository::init(Arc::new(LocalBackend::new(&root))).unwrap();
+        // Small packs, so that there are many and readers share them.
+        let cfg = root.join("config");
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        c["pack_size"] = serde_json::json!(2 << 20);
+        std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
+
+        let backend = Arc::new(WholeReads {
+            inner: LocalBackend::new(&root),
+            pack_reads: AtomicU64::new(0),
+        });
+        let repo = Repository::open(backend.clone()).unwrap();
+        let src = LocalSource::new(&data, &[]).unwrap();
+        backup(&repo, &src, &BackupOptions::new("ds").threads(4)).unwrap();
+        let packs = repo.backend().list("packs").unwrap().len() as u64;
+        assert!(packs >= 12, "only {packs} packs: the test needs many");
+
+        let repo = Repository::open(backend.clone()).unwrap();
+        backend.pack_reads.store(0, Ordering::SeqCst);
+        let out = tmp.path().join("out");
+        let mut opts = RestoreOptions::new(Select::Latest);
+        opts.threads = 8;
+        let r = restore(&repo, "ds", &out, &opts).unwrap();
+        assert!(r.outcome.errors.is_empty(), "{:?}", r.outcome.errors);
+        let reads = backend.pack_reads.load(Ordering::SeqCst);
+        assert!(
+            reads <= packs,
+            "{reads} pack downloads for {packs} packs: some were downloaded again"
+        );
+        for i in 0..4u64 {
+            let got = std::fs::read(out.join(format!("big{i}.bin"))).unwrap();
+            assert!(got == noise(i + 1, 12 << 20), "big{i}.bin differs");
+        }
+        for i in 0..300u64 {
+            let got = std::fs::read(out.join("small").join(format!("{i}.txt"))).unwrap();
+            assert!(got == noise(1000 + i, 3000 + i as usize * 97));
+        }
     }
 }

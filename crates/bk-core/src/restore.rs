@@ -15,7 +15,7 @@ use filetime::FileTime;
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::index::Index;
-use crate::repo::{HeldPack, Repository};
+use crate::repo::{PackFeed, Repository};
 use crate::snapshot::{Select, Snapshot, select};
 use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join};
 
@@ -587,6 +587,12 @@ pub fn execute_with(
             .map(|l| (l.pack, l.entry.offset))
     });
     let threads = if threads == 0 { 8 } else { threads };
+    let feed = PackFeed::new(
+        repo,
+        idx,
+        writes.iter().flat_map(|&i| &plan.files[i].node.content),
+        threads + 4,
+    );
     let next = AtomicUsize::new(0);
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -594,7 +600,6 @@ pub fn execute_with(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut held = HeldPack::default();
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = writes.get(k) else { return };
@@ -604,7 +609,7 @@ pub fn execute_with(
                         // A target may retry and feed the content again.
                         written = 0;
                         for id in &e.node.content {
-                            let data = repo.read_blob_held(idx, id, &mut held)?;
+                            let data = feed.read(id)?;
                             sink(&data).map_err(|err| Error::Io {
                                 action: "writing",
                                 path: PathBuf::from(OsStr::from_bytes(&e.path)),
