@@ -22,7 +22,7 @@ use bk_testkit::{ServerKind, ServerOptions, TestServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const HELP: &str = "\
-usage: cargo xtask e2e-web [--screenshots DIR] [--keep]
+usage: cargo xtask e2e-web [--screenshots DIR] [--perf SCALE] [--keep]
 
 Runs the web UI in headless Chromium against `bk web` and an embedded FTP
 server, and saves a screenshot of each screen (default directory
@@ -31,6 +31,10 @@ committed ones). Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian:
 apt-get install chromium chromium-driver).
 
   --screenshots DIR  where to write the PNGs
+  --perf SCALE       also time a backup of the bench dataset (tests/bench/
+                     gen_dataset.py at SCALE; 1.0 is its default, ~1.65 GB)
+                     started from the UI against the same `bk backup`, and
+                     check that the job page updates at least once a second
   --keep             keep the work directory (target/e2e-web/work)
 ";
 
@@ -90,11 +94,19 @@ pub(crate) type Checks = Vec<(String, bool)>;
 pub(crate) fn run(args: Vec<String>) -> Result<()> {
     let mut shots: Option<PathBuf> = None;
     let mut keep = false;
+    let mut perf: Option<f64> = None;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--screenshots" => shots = Some(it.next().context("--screenshots DIR")?.into()),
             "--keep" => keep = true,
+            "--perf" => {
+                let v = it.next().context("--perf SCALE")?;
+                perf = Some(
+                    v.parse()
+                        .with_context(|| format!("--perf {v:?}: not a number"))?,
+                );
+            }
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(());
@@ -129,7 +141,10 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     )
     .context("starting the embedded FTP server")?;
     let t = Instant::now();
-    let checks = browser_scenario(&bk, &server, &password, &work, &shots)?;
+    let mut checks = browser_scenario(&bk, &server, &password, &work, &shots)?;
+    if let Some(scale) = perf {
+        checks.extend(perf_scenario(&bk, &root, &work.join("perf"), scale)?);
+    }
     for (name, ok) in &checks {
         println!("{} {name}", if *ok { "PASS" } else { "FAIL" });
     }
@@ -203,6 +218,102 @@ fn make_dataset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `bk web ARGS` on a free port, logging into `logs`.
+fn start_web(
+    bk: &Path,
+    repo: Option<&Path>,
+    root: &Path,
+    logs: &Path,
+    tag: &str,
+) -> Result<(Guard, u16)> {
+    let port = free_port()?;
+    let mut c = Command::new(bk);
+    if let Some(r) = repo {
+        c.arg("--repo").arg(r);
+    }
+    c.args([
+        "web",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--allow-root",
+    ])
+    .arg(root)
+    .stdin(Stdio::null())
+    .stdout(fs::File::create(logs.join(format!("{tag}.out")))?)
+    .stderr(fs::File::create(logs.join(format!("{tag}.err")))?);
+    let mut g = Guard {
+        name: "bk web",
+        child: c.spawn().context("starting bk web")?,
+    };
+    wait_port(port, "bk web", &mut g)?;
+    Ok((g, port))
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+struct Browser {
+    _driver: Guard,
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Browser {
+    fn start(work: &Path, logs: &Path) -> Result<Browser> {
+        let chromium = locate(&["chromium", "chromium-browser", "google-chrome"])
+            .context("chromium not found (apt-get install chromium chromium-driver)")?;
+        let driver = locate(&["chromedriver"])
+            .context("chromedriver not found (apt-get install chromium-driver)")?;
+        let port = free_port()?;
+        let mut g = Guard {
+            name: "chromedriver",
+            child: Command::new(&driver)
+                .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(logs.join("chromedriver.out"))?)
+                .stderr(fs::File::create(logs.join("chromedriver.err"))?)
+                .spawn()
+                .context("starting chromedriver")?,
+        };
+        wait_port(port, "chromedriver", &mut g)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let profile = work.join("chromium-profile");
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                    "--window-size=1280,900", "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!("an object literal")
+        };
+        let client = rt.block_on(async {
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+                .context("starting a Chromium session through chromedriver")
+        })?;
+        Ok(Browser {
+            _driver: g,
+            rt,
+            client,
+        })
+    }
+
+    fn close(self) {
+        let c = self.client;
+        let _ = self.rt.block_on(async move { c.close().await });
+    }
+}
+
 /// The scenario: `bk web` (started here, repository on the FTP server) and
 /// Chromium (started here) against `server`.
 pub(crate) fn browser_scenario(
@@ -212,10 +323,6 @@ pub(crate) fn browser_scenario(
     work: &Path,
     shots: &Path,
 ) -> Result<Checks> {
-    let chromium = locate(&["chromium", "chromium-browser", "google-chrome"])
-        .context("chromium not found (apt-get install chromium chromium-driver)")?;
-    let driver = locate(&["chromedriver"])
-        .context("chromedriver not found (apt-get install chromium-driver)")?;
     fs::create_dir_all(shots)?;
     let logs = work.join("logs");
     fs::create_dir_all(&logs)?;
@@ -232,89 +339,180 @@ pub(crate) fn browser_scenario(
     let local_root = work.join("local");
     fs::create_dir_all(&local_root)?;
 
-    let web_port = free_port()?;
-    let mut web = Guard {
-        name: "bk web",
-        child: Command::new(bk)
-            .args([
-                "web",
-                "--listen",
-                &format!("127.0.0.1:{web_port}"),
-                "--allow-root",
-            ])
-            .arg(&local_root)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(logs.join("bk-web.out"))?)
-            .stderr(fs::File::create(logs.join("bk-web.err"))?)
-            .spawn()
-            .context("starting bk web")?,
+    let (mut web, web_port) = start_web(bk, None, &local_root, &logs, "bk-web")?;
+    let browser = Browser::start(work, &logs)?;
+    let mut s = Session {
+        c: browser.client.clone(),
+        base: format!("http://127.0.0.1:{web_port}"),
+        shots: shots.to_path_buf(),
+        checks: Vec::new(),
     };
-    wait_port(web_port, "bk web", &mut web)?;
-    let driver_port = free_port()?;
-    let mut chromedriver = Guard {
-        name: "chromedriver",
-        child: Command::new(&driver)
-            .args([
-                format!("--port={driver_port}"),
-                "--allowed-ips=127.0.0.1".into(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(logs.join("chromedriver.out"))?)
-            .stderr(fs::File::create(logs.join("chromedriver.err"))?)
-            .spawn()
-            .context("starting chromedriver")?,
-    };
-    wait_port(driver_port, "chromedriver", &mut chromedriver)?;
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let base = format!("http://127.0.0.1:{web_port}");
-    let profile = work.join("chromium-profile");
-    let r = rt.block_on(async {
-        let caps = serde_json::json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                    "--window-size=1280,900", "--force-device-scale-factor=1",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }
-        });
-        let caps = match caps {
-            serde_json::Value::Object(m) => m,
-            _ => unreachable!(),
-        };
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .context("starting a Chromium session through chromedriver")?;
-        let mut s = Session {
-            c,
-            base,
-            shots: shots.to_path_buf(),
-            checks: Vec::new(),
-        };
-        let r = s.scenario(server, password, &ftp_base, &dataset).await;
-        let _ = s.c.clone().close().await;
-        r.map(|()| s.checks)
-    });
+    let r = browser
+        .rt
+        .block_on(s.scenario(server, password, &ftp_base, &dataset));
+    browser.close();
     web.check_alive()
         .context("bk web died during the scenario")?;
-    let checks = r?;
+    r?;
+    let mut checks = s.checks;
     let err = fs::read_to_string(logs.join("bk-web.err")).unwrap_or_default();
     let out = fs::read_to_string(logs.join("bk-web.out")).unwrap_or_default();
-    let mut checks = checks;
     checks.push((
         "the FTP password appears in no log of bk web".into(),
         !err.contains(password) && !out.contains(password),
     ));
     Ok(checks)
+}
+
+/// Engine time of the newest snapshot in `repo` (`bk snapshots --json`).
+fn duration_ms(bk: &Path, repo: &Path) -> Result<u64> {
+    let o = Command::new(bk)
+        .arg("--repo")
+        .arg(repo)
+        .args(["snapshots", "--json"])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .with_context(|| format!("bk snapshots --json in {}", repo.display()))?;
+    v.as_array()
+        .and_then(|a| a.last())
+        .and_then(|s| s["duration_ms"].as_u64())
+        .context("no snapshot with a duration")
+}
+
+fn sync() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+}
+
+/// Acceptance 3 of the web UI issue: a backup started from the UI takes at
+/// most 1.1× the time of the same `bk backup`, and its page updates at least
+/// once a second. Generates the bench dataset at `scale` under an allowed
+/// root; runs CLI, UI, CLI (each into a fresh local repository, after a
+/// sync) and compares the UI's engine time with the mean of the two CLI runs.
+pub(crate) fn perf_scenario(bk: &Path, root: &Path, work: &Path, scale: f64) -> Result<Checks> {
+    let logs = work.join("logs");
+    fs::create_dir_all(&logs)?;
+    let local = work.join("local");
+    let data = local.join("perf");
+    fs::create_dir_all(&local)?;
+    let st = Command::new("python3")
+        .arg(root.join("tests/bench/gen_dataset.py"))
+        .args(["gen", "--seed", "1", "--out"])
+        .arg(&data)
+        .args(["--scale", &scale.to_string()])
+        .status()
+        .context("running tests/bench/gen_dataset.py")?;
+    if !st.success() {
+        bail!("generating the dataset failed ({st})");
+    }
+    let cli = |n: u32| -> Result<u64> {
+        let repo = work.join(format!("repo-cli-{n}"));
+        sync();
+        let st = Command::new(bk)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("backup")
+            .arg(&data)
+            .args(["--dataset", "perf"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("bk backup failed ({st})");
+        }
+        duration_ms(bk, &repo)
+    };
+    let cli1 = cli(1)?;
+    let ui_repo = work.join("repo-ui");
+    let (_web, port) = start_web(bk, Some(&ui_repo), &local, &logs, "bk-web-perf")?;
+    let browser = Browser::start(work, &logs)?;
+    let c = browser.client.clone();
+    let base = format!("http://127.0.0.1:{port}");
+    let path = data.display().to_string();
+    sync();
+    let samples = browser.rt.block_on(async {
+        c.goto(&format!("{base}/")).await?;
+        c.find(Locator::Css("#connect button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        c.goto(&format!("{base}/backup?side=local&path={path}"))
+            .await?;
+        c.find(Locator::Css("form[action='/backup'] button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        // The page records when its byte count changes (in sessionStorage,
+        // which survives the reload at the end); the harness only looks once
+        // a second, so that it takes no CPU from the backup.
+        c.execute(
+            "const el = document.querySelector('[data-field=bytes_done_h]');
+             sessionStorage.setItem('changes', JSON.stringify([performance.timeOrigin + performance.now()]));
+             new MutationObserver(() => {
+               const a = JSON.parse(sessionStorage.getItem('changes'));
+               a.push(performance.timeOrigin + performance.now());
+               sessionStorage.setItem('changes', JSON.stringify(a));
+             }).observe(el, {childList: true, characterData: true, subtree: true});",
+            vec![],
+        )
+        .await?;
+        let t = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            // The page reloads itself when the job ends: a lookup may miss.
+            let Some(state) = text_of(&c, "[data-field=state]").await else {
+                continue;
+            };
+            let state = state.to_lowercase();
+            if state != "running" {
+                anyhow::ensure!(state == "done", "the UI backup ended {state}");
+                break;
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(1800),
+                "the UI backup hangs"
+            );
+        }
+        let v = c
+            .execute("return sessionStorage.getItem('changes');", vec![])
+            .await?;
+        let times: Vec<f64> = serde_json::from_str(v.as_str().unwrap_or("[]"))?;
+        anyhow::Ok(times)
+    });
+    browser.close();
+    let times = samples?;
+    let ui = duration_ms(bk, &ui_repo)?;
+    let cli2 = cli(2)?;
+    let cli_mean = (cli1 + cli2) as f64 / 2.0;
+    let ratio = ui as f64 / cli_mean;
+    // The longest time the page showed the same bytes while the job ran
+    // (the last change is the final count, just before the reload).
+    let max_gap = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1000.0)
+        .fold(0.0f64, f64::max);
+    let running = match (times.first(), times.last()) {
+        (Some(a), Some(b)) => (b - a) / 1000.0,
+        _ => 0.0,
+    };
+    println!(
+        "perf: CLI {cli1} ms and {cli2} ms, UI {ui} ms: ratio {ratio:.3}; the page changed its byte count at least every {max_gap:.2} s over {running:.1} s of running"
+    );
+    Ok(vec![
+        (
+            format!("a UI backup takes at most 1.1x the CLI's time (ratio {ratio:.3})"),
+            ratio <= 1.1,
+        ),
+        (
+            format!("the job page updates at least once a second (longest still: {max_gap:.2} s)"),
+            running >= 2.0 && max_gap <= 1.1,
+        ),
+    ])
+}
+
+/// The text of the element `css`, or `None` while the page is (re)loading.
+async fn text_of(c: &Client, css: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
 struct Session {
@@ -337,6 +535,17 @@ impl Session {
     async fn shot(&self, name: &str) -> Result<()> {
         let png = self.c.screenshot().await?;
         fs::write(self.shots.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
+    /// Waits (up to 60 s) until an element matching `css` is on the page.
+    async fn wait_for(&self, css: &str) -> Result<()> {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("waiting for {css}"))?;
         Ok(())
     }
 
@@ -377,18 +586,22 @@ impl Session {
         let t = Instant::now();
         let mut seen = Vec::new();
         loop {
-            let state = self
-                .c
-                .find(Locator::Css("[data-field=state]"))
-                .await?
-                .text()
-                .await?
-                .to_lowercase();
-            if let Ok(e) = self.c.find(Locator::Css("[data-field=bytes_done_h]")).await {
-                seen.push(e.text().await.unwrap_or_default());
-            }
-            if state != "running" {
-                return Ok((state, seen));
+            // The page reloads itself when the job ends: a lookup may miss.
+            if let Some(state) = text_of(&self.c, "[data-field=state]").await {
+                if let Some(b) = text_of(&self.c, "[data-field=bytes_done_h]").await {
+                    seen.push(b);
+                }
+                let state = state.to_lowercase();
+                if state != "running" {
+                    // The script reloads the page to show the outcome.
+                    self.wait_for(if state == "done" {
+                        "#summary"
+                    } else {
+                        "p.error"
+                    })
+                    .await?;
+                    return Ok((state, seen));
+                }
             }
             if t.elapsed() > Duration::from_secs(120) {
                 bail!("the job did not end within 120 s");
@@ -416,6 +629,7 @@ impl Session {
             self.fill("input[name=password]", "wrong password").await?;
             self.fill("input[name=repo_path]", &repo).await?;
             self.click("#connect button[type=submit]").await?;
+            self.wait_for("p.error").await?;
             let page = self.source().await?;
             self.check(
                 "a wrong password is reported on the connect page",
@@ -426,6 +640,7 @@ impl Session {
         self.fill("input[name=password]", password).await?;
         self.fill("input[name=repo_path]", &repo).await?;
         self.click("#connect button[type=submit]").await?;
+        self.wait_for("header nav").await?;
         let page = self.source().await?;
         self.check(
             "connected: the home page names the repository",
@@ -437,6 +652,7 @@ impl Session {
         self.click_link("Datasets").await?;
         if base.is_empty() {
             self.click_link("datasets/").await?;
+            self.wait_for("a[href*='folder2']").await?;
         } else {
             self.goto(&format!("/browse?side=ftp&path={datasets_dir}"))
                 .await?;
@@ -505,6 +721,7 @@ impl Session {
         self.shot("08-backups-view").await?;
         self.click("form[action='/compare'] button[type=submit]")
             .await?;
+        self.wait_for("ul.changes").await?;
         let page = self.source().await?;
         self.check(
             "the comparison names the added, modified and deleted files",
