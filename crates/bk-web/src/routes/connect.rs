@@ -1,0 +1,290 @@
+//! Signing in with the UI password, connecting to the FTP server and the repository, logging out, and the home page.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub(super) async fn login_page(req: HttpRequest, st: St) -> Res {
+    if st.opts.ui_password.is_none() {
+        return Ok(see_other("/"));
+    }
+    let ctx = st.sessions.get_or_create(&req);
+    if ctx.ui_ok {
+        return Ok(with_cookie(see_other("/"), &ctx));
+    }
+    st.render(&ctx, StatusCode::OK, "login.html", context! {})
+}
+
+pub(super) async fn login(req: HttpRequest, st: St, form: web::Form<PasswordForm>) -> Res {
+    let Some(want) = st.opts.ui_password.as_ref() else {
+        return Ok(see_other("/"));
+    };
+    let ctx = st.post_gate(&req, &form.csrf, false)?;
+    if !ct_eq(form.password.as_bytes(), want.expose().as_bytes()) {
+        // Slow down guessing.
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        return st.render(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            context! { error => "That is not the access password." },
+        );
+    }
+    let new = st.sessions.rotate(&ctx.sid, |s| s.ui_ok = true);
+    Ok(with_cookie(see_other("/"), &new))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConnectForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    tls: Option<String>,
+    #[serde(default)]
+    repo_path: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct IndexQ {
+    expired: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(super) struct DatasetRow {
+    name: String,
+    count: usize,
+    latest: String,
+    latest_shown: String,
+    size: String,
+}
+
+pub(super) async fn index(req: HttpRequest, st: St, q: web::Query<IndexQ>) -> Res {
+    let ctx = gate!(st.gate(&req));
+    let Some(conn) = ctx.conn.clone() else {
+        let notice = (ctx.expired || q.expired.is_some())
+            .then_some("Your session expired, so the connection was closed. Connect again.");
+        return connect_page(&st, &ctx, StatusCode::OK, None, None, notice);
+    };
+    let repo = conn.repo.clone();
+    let snaps = blocking(move || repo.snapshots(None).map_err(core_err)).await?;
+    let mut rows: Vec<DatasetRow> = Vec::new();
+    for s in &snaps {
+        match rows.iter_mut().find(|r| r.name == s.dataset) {
+            Some(r) => {
+                r.count += 1;
+                r.latest = rfc3339_utc(&s.time);
+                r.latest_shown = s.time.format("%Y-%m-%d %H:%M:%S %:z").to_string();
+                r.size = human(s.stats.bytes);
+            }
+            None => rows.push(DatasetRow {
+                name: s.dataset.clone(),
+                count: 1,
+                latest: rfc3339_utc(&s.time),
+                latest_shown: s.time.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+                size: human(s.stats.bytes),
+            }),
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    st.render(
+        &ctx,
+        StatusCode::OK,
+        "home.html",
+        context! {
+            nav => "home",
+            repo => conn.repo_shown,
+            ftp => conn.ftp.as_ref().map(|u| u.to_string()),
+            datasets => rows,
+        },
+    )
+}
+
+fn connect_page(
+    st: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    form: Option<&ConnectForm>,
+    error: Option<String>,
+    notice: Option<&str>,
+) -> Res {
+    // The password is never sent back.
+    st.render(
+        ctx,
+        status,
+        "connect.html",
+        context! {
+            error,
+            notice,
+            address => form.map(|f| f.address.as_str()).unwrap_or(""),
+            user => form.map(|f| f.user.as_str()).unwrap_or(""),
+            tls => form.is_some_and(|f| f.tls.is_some()),
+            repo_path => form.map(|f| f.repo_path.as_str()).unwrap_or("/backups"),
+            local_repo => st.opts.repo.as_ref().map(|r| r.to_string()),
+            has_roots => !st.roots.is_empty(),
+        },
+    )
+}
+
+pub(super) async fn connect(req: HttpRequest, st: St, form: web::Form<ConnectForm>) -> Res {
+    let ctx = st.post_gate(&req, &form.csrf, true)?;
+    let form = form.into_inner();
+    let st2 = st.clone();
+    let (form, r) = blocking(move || {
+        let r = open_connection(&st2, &form);
+        Ok((form, r))
+    })
+    .await?;
+    match r {
+        Ok(conn) => {
+            let conn = Arc::new(conn);
+            let new = st.sessions.rotate(&ctx.sid, |s| s.conn = Some(conn));
+            Ok(with_cookie(see_other("/"), &new))
+        }
+        Err((status, msg)) => connect_page(&st, &ctx, status, Some(&form), Some(msg), None),
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port`, optionally with `ftp://` / `ftps://`.
+pub(super) fn server_url(address: &str, tls: bool) -> Result<FtpUrl, String> {
+    let mut a = address.trim();
+    let mut tls = tls;
+    if let Some(r) = a.strip_prefix("ftps://") {
+        a = r;
+        tls = true;
+    } else if let Some(r) = a.strip_prefix("ftp://") {
+        a = r;
+    }
+    let a = a.trim_end_matches('/');
+    let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
+    if a.is_empty() || !a.chars().all(host_chars) {
+        return Err("Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".into());
+    }
+    let scheme = if tls { "ftps" } else { "ftp" };
+    FtpUrl::parse(&format!("{scheme}://{a}/")).map_err(|_| {
+        "Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".to_string()
+    })
+}
+
+fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (StatusCode, String)> {
+    let cfg = st.opts.ftp_config.clone();
+    let pw = f.password.as_str();
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let ftp = if f.address.trim().is_empty() {
+        if st.opts.repo.is_none() {
+            return Err(bad("Enter the address of the FTP server.".into()));
+        }
+        None
+    } else {
+        let mut url = server_url(&f.address, f.tls.is_some()).map_err(bad)?;
+        let user = f.user.trim();
+        if !user.is_empty() {
+            if user.contains(['\r', '\n']) {
+                return Err(bad("The user name contains a line break.".into()));
+            }
+            url.user = user.to_string();
+        }
+        if pw.contains(['\r', '\n']) {
+            return Err(bad("The password contains a line break.".into()));
+        }
+        url.password = Some(Secret::new(pw));
+        let c = FtpClient::connect(&url, &cfg).map_err(|e| connect_error(&url, &e, pw))?;
+        c.quit();
+        Some(url)
+    };
+    let (loc, shown) = match (&st.opts.repo, &ftp) {
+        (Some(loc), _) => (loc.clone(), loc.to_string()),
+        (None, Some(url)) => {
+            let p = paths::ftp_path(f.repo_path.trim()).map_err(|e| bad(e.to_string()))?;
+            if p == "/" {
+                return Err(bad(
+                    "Choose a folder for the repository, such as /backups, not the server's top folder.".into(),
+                ));
+            }
+            let u = url.with_path(&p);
+            let shown = u.to_string();
+            (
+                RepoLocation::Ftp {
+                    url: u,
+                    config: cfg.clone(),
+                },
+                shown,
+            )
+        }
+        (None, None) => return Err(bad("Enter the address of the FTP server.".into())),
+    };
+    let repo = loc.open_or_init().map_err(|e| {
+        (
+            StatusCode::BAD_GATEWAY,
+            scrub(format!("Could not open the repository at {shown}: {e}"), pw),
+        )
+    })?;
+    let pool = ftp
+        .as_ref()
+        .map(|u| Arc::new(Pool::new(u.clone(), cfg.clone().connections(2))));
+    Ok(Connection {
+        ftp,
+        pool,
+        ftp_config: cfg,
+        repo: Arc::new(repo),
+        repo_shown: shown,
+    })
+}
+
+fn connect_error(url: &FtpUrl, e: &bk_core::bk_ftp::Error, pw: &str) -> (StatusCode, String) {
+    let addr = url.addr();
+    let (status, msg) = match e.kind() {
+        FtpErrorKind::Auth => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "The FTP server at {addr} refused the user name or password. Check them and try again."
+            ),
+        ),
+        _ if e.kind() == FtpErrorKind::Tls || e.op().starts_with("starting TLS") => (
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "Could not make a secure (TLS) connection to {addr}: {}. If the server does not offer TLS, untick \"Use TLS\".",
+                e.text()
+            ),
+        ),
+        _ if e.op().starts_with("connecting") || e.op().starts_with("resolving") => (
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "Could not reach the FTP server at {addr} ({}). Check the address and that the server is running.",
+                e.text()
+            ),
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            format!("The FTP server at {addr} did not accept the connection: {e}"),
+        ),
+    };
+    (status, scrub(msg, pw))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(super) async fn logout(req: HttpRequest, st: St, form: web::Form<CsrfForm>) -> Res {
+    let ctx = st.post_gate(&req, &form.csrf, false)?;
+    st.sessions.remove(&ctx.sid);
+    let mut r = see_other("/");
+    if let Ok(v) = HeaderValue::from_str(&clear_cookie()) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}

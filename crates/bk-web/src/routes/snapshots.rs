@@ -1,0 +1,341 @@
+//! The backups view, a snapshot's tree, downloads, and comparing two snapshots.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct DatasetQ {
+    dataset: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct SnapRow {
+    pub(super) id: u64,
+    pub(super) time: String,
+    pub(super) full: bool,
+    pub(super) files: u64,
+    pub(super) size: String,
+    pub(super) added: u64,
+    pub(super) modified: u64,
+    pub(super) deleted: u64,
+    pub(super) stored: String,
+    pub(super) warnings: usize,
+}
+
+pub(super) fn snap_rows(snaps: &[Snapshot]) -> Vec<SnapRow> {
+    let mut v: Vec<SnapRow> = snaps
+        .iter()
+        .map(|s| SnapRow {
+            id: s.id,
+            time: rfc3339_utc(&s.time),
+            full: s.full,
+            files: s.stats.files,
+            size: human(s.stats.bytes),
+            added: s.stats.added,
+            modified: s.stats.modified,
+            deleted: s.stats.deleted,
+            stored: human(s.stats.stored_bytes),
+            warnings: s.warnings.len(),
+        })
+        .collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.id));
+    v
+}
+
+async fn load_snapshots(repo: Arc<Repository>, dataset: String) -> Result<Vec<Snapshot>, WebError> {
+    blocking(move || {
+        let s = repo.snapshots(Some(&dataset)).map_err(core_err)?;
+        if s.is_empty() {
+            return Err(WebError::NotFound(format!(
+                "There are no backups of a dataset named \"{dataset}\"."
+            )));
+        }
+        Ok(s)
+    })
+    .await
+}
+
+pub(super) async fn backups(req: HttpRequest, st: St, q: web::Query<DatasetQ>) -> Res {
+    let (ctx, conn) = gate!(st.gate_conn(&req));
+    let snaps = load_snapshots(conn.repo.clone(), q.dataset.clone()).await?;
+    st.render(
+        &ctx,
+        StatusCode::OK,
+        "backups.html",
+        context! { nav => "home", dataset => q.dataset, snapshots => snap_rows(&snaps) },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct SnapQ {
+    dataset: String,
+    id: u64,
+    #[serde(default)]
+    path: String,
+}
+
+/// What a path of a snapshot names.
+pub(super) enum Found {
+    Root,
+    Node(Node),
+}
+
+/// The snapshot, the index, and the node at `comps` (which must exist).
+fn resolve(
+    repo: &Repository,
+    dataset: &str,
+    id: u64,
+    comps: &[Vec<u8>],
+) -> Result<(Snapshot, Index, Found), WebError> {
+    let snaps = repo.snapshots(Some(dataset)).map_err(core_err)?;
+    let snap = bk_core::snapshot::select(dataset, &snaps, Select::Id(id))
+        .map_err(core_err)?
+        .clone();
+    let idx = repo.load_index().map_err(core_err)?;
+    if comps.is_empty() {
+        return Ok((snap, idx, Found::Root));
+    }
+    let missing = || {
+        WebError::NotFound(format!(
+            "{} does not exist in backup {id} of {dataset}",
+            display_path(&comps.join(&b'/'))
+        ))
+    };
+    let mut tree = repo.read_tree(&idx, &snap.tree).map_err(core_err)?;
+    for (i, c) in comps.iter().enumerate() {
+        bk_core::tree::check_name(c).map_err(|e| WebError::BadRequest(e.to_string()))?;
+        let node = tree.find(c).cloned().ok_or_else(missing)?;
+        if i + 1 == comps.len() {
+            return Ok((snap, idx, Found::Node(node)));
+        }
+        let sub = match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(s)) => s,
+            _ => return Err(missing()),
+        };
+        tree = repo.read_tree(&idx, &sub).map_err(core_err)?;
+    }
+    Err(missing())
+}
+
+#[derive(Serialize)]
+pub(super) struct TreeEntry {
+    name: String,
+    kind: &'static str,
+    size: String,
+    mtime: String,
+    path: String,
+    target: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct Crumb {
+    name: String,
+    path: String,
+}
+
+pub(super) async fn snapshot(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> Res {
+    let (ctx, conn) = gate!(st.gate_conn(&req));
+    let comps = paths::snapshot_components(&q.path).map_err(path_err)?;
+    let repo = conn.repo.clone();
+    let (dataset, id) = (q.dataset.clone(), q.id);
+    let c2 = comps.clone();
+    let (snap, entries) = blocking(move || {
+        let (snap, idx, found) = resolve(&repo, &dataset, id, &c2)?;
+        let sub = match found {
+            Found::Root => Some(snap.tree),
+            Found::Node(n) if n.kind == NodeKind::Dir => n.subtree,
+            Found::Node(_) => {
+                return Err(WebError::BadRequest(
+                    "That is a file, not a directory.".into(),
+                ));
+            }
+        };
+        let nodes = match sub {
+            Some(t) => repo.read_tree(&idx, &t).map_err(core_err)?.nodes,
+            None => Vec::new(),
+        };
+        let prefix = c2.join(&b'/');
+        let entries: Vec<TreeEntry> = nodes
+            .iter()
+            .map(|n| TreeEntry {
+                name: display_path(&n.name),
+                kind: match n.kind {
+                    NodeKind::Dir => "dir",
+                    NodeKind::File => "file",
+                    NodeKind::Symlink => "link",
+                    NodeKind::Fifo => "fifo",
+                },
+                size: if n.kind == NodeKind::File {
+                    human(n.size)
+                } else {
+                    String::new()
+                },
+                mtime: mtime_utc(n),
+                path: display_path(&bk_core::tree::join(&prefix, &n.name)),
+                target: display_path(&n.target),
+            })
+            .collect();
+        Ok((snap, entries))
+    })
+    .await?;
+    let mut crumbs = Vec::new();
+    let mut acc: Vec<u8> = Vec::new();
+    for c in &comps {
+        acc = bk_core::tree::join(&acc, c);
+        crumbs.push(Crumb {
+            name: display_path(c),
+            path: display_path(&acc),
+        });
+    }
+    let parent = (!comps.is_empty()).then(|| display_path(&comps[..comps.len() - 1].join(&b'/')));
+    st.render(
+        &ctx,
+        StatusCode::OK,
+        "tree.html",
+        context! {
+            nav => "home",
+            dataset => q.dataset,
+            id => q.id,
+            time => rfc3339_utc(&snap.time),
+            crumbs,
+            parent,
+            entries,
+        },
+    )
+}
+
+/// RFC 5987 encoding for `filename*`.
+pub(super) fn pct(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+pub(super) async fn download(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> Res {
+    let (_ctx, conn) = gate!(st.gate_conn(&req));
+    let comps = paths::snapshot_components(&q.path).map_err(path_err)?;
+    if comps.is_empty() {
+        return Err(WebError::BadRequest("Choose a file to download.".into()));
+    }
+    let repo = conn.repo.clone();
+    let (dataset, id) = (q.dataset.clone(), q.id);
+    let c2 = comps.clone();
+    let (idx, node) = blocking(move || {
+        let (_, idx, found) = resolve(&repo, &dataset, id, &c2)?;
+        match found {
+            Found::Node(n) if n.kind == NodeKind::File => Ok((idx, n)),
+            _ => Err(WebError::BadRequest("Only files can be downloaded.".into())),
+        }
+    })
+    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let repo = conn.repo.clone();
+    let size = node.size;
+    let name = display_path(&node.name);
+    std::thread::Builder::new()
+        .name("bk-web-download".into())
+        .spawn(move || {
+            for id in &node.content {
+                let r = repo
+                    .read_blob(&idx, id)
+                    .map(Bytes::from)
+                    .map_err(|e| std::io::Error::other(e.to_string()));
+                let stop = r.is_err();
+                if tx.blocking_send(r).is_err() || stop {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| WebError::Internal(format!("starting a download thread: {e}")))?;
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+                pct(&name)
+            ),
+        ))
+        .body(actix_web::body::SizedStream::new(size, stream)))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CompareQ {
+    dataset: String,
+    a: u64,
+    b: u64,
+}
+
+#[derive(Serialize)]
+pub(super) struct ChangeGroup {
+    kind: &'static str,
+    label: &'static str,
+    paths: Vec<String>,
+}
+
+pub(super) async fn compare(req: HttpRequest, st: St, q: web::Query<CompareQ>) -> Res {
+    let (ctx, conn) = gate!(st.gate_conn(&req));
+    let repo = conn.repo.clone();
+    let (dataset, a, b) = (q.dataset.clone(), q.a, q.b);
+    let groups = blocking(move || {
+        let snaps = repo.snapshots(Some(&dataset)).map_err(core_err)?;
+        let sa = bk_core::snapshot::select(&dataset, &snaps, Select::Id(a)).map_err(core_err)?;
+        let sb = bk_core::snapshot::select(&dataset, &snaps, Select::Id(b)).map_err(core_err)?;
+        let changes = bk_core::diff_snapshots(&repo, sa, sb).map_err(core_err)?;
+        let mut g = [
+            ChangeGroup {
+                kind: "added",
+                label: "Added",
+                paths: Vec::new(),
+            },
+            ChangeGroup {
+                kind: "modified",
+                label: "Modified",
+                paths: Vec::new(),
+            },
+            ChangeGroup {
+                kind: "deleted",
+                label: "Deleted",
+                paths: Vec::new(),
+            },
+        ];
+        for (c, p, n) in changes {
+            let mut name = display_path(&p);
+            if n.kind == NodeKind::Dir {
+                name.push('/');
+            }
+            let i = match c {
+                bk_core::Change::Added => 0,
+                bk_core::Change::Modified => 1,
+                bk_core::Change::Deleted => 2,
+            };
+            g[i].paths.push(name);
+        }
+        Ok(g.into_iter()
+            .filter(|g| !g.paths.is_empty())
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    st.render(
+        &ctx,
+        StatusCode::OK,
+        "compare.html",
+        context! { nav => "home", dataset => q.dataset, a => q.a, b => q.b, changes => groups },
+    )
+}
