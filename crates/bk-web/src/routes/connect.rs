@@ -1,4 +1,5 @@
-//! Signing in with the UI password, connecting to the FTP server and the repository, logging out, and the home page.
+//! Signing in with the UI password, connecting to the FTP server and the
+//! repository, logging out, and the home page.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! The datasets view (browsing the FTP server and the allowed local roots) and the backup form.
+//! The datasets view (browsing the FTP server and the allowed local roots)
+//! and the backup form.
 
 use super::*;
 
