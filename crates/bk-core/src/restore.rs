@@ -576,15 +576,17 @@ pub fn execute_with(
             None => writes.push(i),
         }
     }
-    // In the order of their first blob's place in the repository, so that
-    // the threads work through the packs together, each pack once.
+    // Largest first, as the backup read them: blobs sit in the packs in
+    // the order the backup's workers produced them, so the restore's
+    // threads then move through the packs about together, and the pack
+    // feed holds few packs at a time.
     writes.sort_by_cached_key(|&i| {
-        plan.files[i]
-            .node
-            .content
-            .first()
-            .and_then(|id| idx.get(id))
-            .map(|l| (l.pack, l.entry.offset))
+        let n = &plan.files[i].node;
+        let first = n.content.first().and_then(|id| idx.get(id));
+        (
+            std::cmp::Reverse(n.size),
+            first.map(|l| (l.pack, l.entry.offset)),
+        )
     });
     let threads = if threads == 0 { 8 } else { threads };
     let feed = PackFeed::new(
