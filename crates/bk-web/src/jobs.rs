@@ -384,7 +384,10 @@ mod tests {
             rx.recv().ok();
             Ok(Summary::default())
         });
-        std::thread::sleep(Duration::from_millis(50));
+        let t = Instant::now();
+        while job.view().files_done < 1 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let v = job.view();
         assert_eq!(v.state, "running");
         assert_eq!((v.files_done, v.files_total), (1, 2));

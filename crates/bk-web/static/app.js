@@ -12,6 +12,12 @@
         t.title = iso;
       }
     });
+    document.querySelectorAll("option[data-time]").forEach(function (o) {
+      var d = new Date(o.getAttribute("data-time"));
+      if (!isNaN(d.getTime())) {
+        o.textContent = "#" + o.getAttribute("data-id") + " · " + d.toLocaleString();
+      }
+    });
   }
 
   // "State before" is typed in the browser's time zone: send it as UTC.

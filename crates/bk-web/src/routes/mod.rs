@@ -288,6 +288,9 @@ mod tests {
                 rx.recv().ok();
                 Ok(Summary::default())
             });
+        while job.view().bytes_done < 1000 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let get = |uri: String| test::TestRequest::get().uri(&uri).to_request();
         let resp = test::call_service(&app, get("/".into())).await;
         let cookie = resp
