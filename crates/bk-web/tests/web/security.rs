@@ -221,14 +221,14 @@ async fn a_post_without_a_session_is_refused() {
 #[actix_web::test]
 async fn an_expired_session_forgets_the_connection() {
     let l = Local::new();
-    let st = state(l.opts().session_ttl(Duration::from_millis(400)));
+    let st = state(l.opts().session_ttl(Duration::from_millis(1500)));
     let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
     let mut b = Browser::new();
     connect_local(&app, &mut b).await;
     let home = b.get(&app, "/").await;
     assert!(home.body.contains("Datasets"), "{}", home.body);
     let token = b.csrf.clone();
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(st.session_count(), 0);
     let old_cookie = b.cookie.clone();
     // A page that needs the connection sends the browser back to connect.
