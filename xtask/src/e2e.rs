@@ -1461,8 +1461,13 @@ fn blackout(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     )?;
     let purl = ctx.url(proxy.port(), rel);
     let timeout = ctx.opts.timeout.min(Duration::from_secs(300));
+    // One connection, so that packs go up one after the other and the
+    // first two are complete when the network goes down (with several,
+    // all could be in flight at once).
     let r = ctx.bk_timeout("s4-blackout-backup", timeout, |c| {
-        c.arg("backup").arg(&ds).args(["--repo", &purl, "--json"]);
+        c.arg("backup")
+            .arg(&ds)
+            .args(["--repo", &purl, "--json", "--ftp-connections", "1"]);
     })?;
     drop(proxy);
     let last = r

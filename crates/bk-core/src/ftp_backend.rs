@@ -17,6 +17,10 @@ pub struct FtpBackend {
     pool: Pool,
     root: String,
     made_dirs: Mutex<HashSet<String>>,
+    /// The whole repository's listing from `remove_temp_files` (the start
+    /// of a backup, under the lock), serving `list` until this backend
+    /// writes or removes anything: one walk instead of one per listing.
+    walked: Mutex<Option<bk_ftp::Tree>>,
 }
 
 fn to_io(e: bk_ftp::Error) -> io::Error {
@@ -40,6 +44,7 @@ impl FtpBackend {
             pool: Pool::new(url, config),
             root,
             made_dirs: Mutex::new(HashSet::new()),
+            walked: Mutex::new(None),
         }
     }
 
@@ -54,6 +59,11 @@ impl FtpBackend {
     /// The connection pool.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Forget the cached listing (after a write or a removal).
+    fn changed(&self) {
+        *self.walked.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn path(&self, name: &str) -> String {
@@ -136,6 +146,7 @@ impl Backend for FtpBackend {
     }
 
     fn write(&self, name: &str, data: &[u8], exclusive: bool) -> Result<()> {
+        self.changed();
         let p = self.path(name);
         self.ensure_parent(&p)?;
         self.pool
@@ -144,13 +155,33 @@ impl Backend for FtpBackend {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
-        let base = self.path(dir.trim_end_matches('/'));
-        let tree = match bk_ftp::walk_remote(&self.pool, &base, false) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(backend_err("listing", dir, to_io(e))),
-        };
         let prefix = dir.trim_end_matches('/');
+        let cached = self
+            .walked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|all| {
+                let under = format!("{prefix}/");
+                all.iter()
+                    .filter_map(|(p, e)| {
+                        let rel = if prefix.is_empty() {
+                            Some(p.as_str())
+                        } else {
+                            p.strip_prefix(&under)
+                        };
+                        rel.map(|r| (r.to_string(), e.clone()))
+                    })
+                    .collect::<bk_ftp::Tree>()
+            });
+        let tree = match cached {
+            Some(t) => t,
+            None => match bk_ftp::walk_remote(&self.pool, &self.path(prefix), false) {
+                Ok(t) => t,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(backend_err("listing", dir, to_io(e))),
+            },
+        };
         let mut out: Vec<ObjectInfo> = tree
             .into_iter()
             .filter(|(p, e)| {
@@ -173,6 +204,7 @@ impl Backend for FtpBackend {
     }
 
     fn remove(&self, name: &str) -> Result<()> {
+        self.changed();
         let p = self.path(name);
         self.pool
             .run(true, |c: &mut FtpClient| c.remove_file(&p))
@@ -186,12 +218,12 @@ impl Backend for FtpBackend {
             Err(e) => return Err(backend_err("listing", "/", to_io(e))),
         };
         let mut n = 0;
-        for (p, e) in tree {
-            let leaf = url::file_name(&p);
+        for (p, e) in &tree {
+            let leaf = url::file_name(p);
             if e.kind == EntryKind::File
                 && (leaf.starts_with(TEMP_PREFIX) || leaf.ends_with(".bkftp-part"))
             {
-                let full = self.path(&p);
+                let full = self.path(p);
                 if self
                     .pool
                     .run(true, |c: &mut FtpClient| c.remove_file(&full))
@@ -201,6 +233,8 @@ impl Backend for FtpBackend {
                 }
             }
         }
+        // `list` filters temporary names, so the walk stays valid.
+        *self.walked.lock().unwrap_or_else(|p| p.into_inner()) = Some(tree);
         Ok(n)
     }
 
