@@ -265,7 +265,13 @@ impl Browser {
         let port = free_port()?;
         let mut g = Guard {
             name: "chromedriver",
-            child: Command::new(&driver)
+            // At a lower priority (Chromium inherits it): a user's browser
+            // normally runs on another machine than `bk web`; here it shares
+            // the 2 cores with the backup it watches, and must not be what
+            // the UI-vs-CLI timing measures. `nice` execs, so the pid stays.
+            child: Command::new("nice")
+                .args(["-n", "10"])
+                .arg(&driver)
                 .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
                 .stdin(Stdio::null())
                 .stdout(fs::File::create(logs.join("chromedriver.out"))?)
