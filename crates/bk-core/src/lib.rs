@@ -29,7 +29,7 @@
 //! ```
 //!
 //! For more control use [`Repository`], [`backup`] with [`BackupOptions`],
-//! and [`restore`] with [`RestoreOptions`].
+//! and [`restore()`] with [`RestoreOptions`].
 #![deny(missing_docs)]
 
 pub mod archiver;
