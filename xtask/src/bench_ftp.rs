@@ -15,16 +15,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufWriter, ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bk_testkit::{ServerKind, ServerOptions, TestServer};
@@ -34,6 +31,7 @@ use crate::bench::{
     ChildGuard, Outcome, bk_commit, date_utc, exec, find_on_path, machine_info, remove_path, show,
     unix_time, warm,
 };
+use crate::bench_over_ftp::{CountingProxy, Counts};
 
 const HELP: &str = "\
 usage: cargo xtask bench-ftp [--file-mib N] [--files N] [--dirs N] [--runs N] [--work DIR]
@@ -887,7 +885,7 @@ fn report(ctx: &Ctx, runs: &Runs, counts: &CountsByOp, info: &Info) -> (String, 
                     "data_connections": c.data_connections(),
                     "commands": c.commands(),
                     "verbs": c.verbs,
-                    "replies": c.replies.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+                    "replies": c.replies.iter().map(|((verb, code), v)| (format!("{verb} {code}"), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
                     "secs_through_proxy": secs,
                 })),
             });
@@ -1257,200 +1255,4 @@ fn tail(s: &str, n: usize) -> &str {
         i += 1;
     }
     &s[i..]
-}
-
-// ---------------------------------------------------------------- counting proxy
-
-/// Commands that open a data connection.
-const DATA_VERBS: [&str; 7] = ["STOR", "RETR", "APPE", "STOU", "LIST", "NLST", "MLSD"];
-
-/// What went over the control connections since the last [`CountingProxy::take`].
-#[derive(Debug, Default)]
-struct Counts {
-    connections: u64,
-    verbs: BTreeMap<String, u64>,
-    /// Final reply lines by code.
-    replies: BTreeMap<u16, u64>,
-}
-
-impl Counts {
-    fn get(&self, verb: &str) -> u64 {
-        self.verbs.get(verb).copied().unwrap_or(0)
-    }
-
-    fn logins(&self) -> u64 {
-        self.get("PASS")
-    }
-
-    fn data_connections(&self) -> u64 {
-        DATA_VERBS.iter().map(|v| self.get(v)).sum()
-    }
-
-    fn commands(&self) -> u64 {
-        self.verbs.values().sum()
-    }
-
-    /// `SIZE 4000, STOR 2000, …`, most frequent first.
-    fn verbs_text(&self) -> String {
-        let mut v: Vec<(&String, &u64)> = self.verbs.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        v.iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// `550 ×2000, 425 ×1` for the 4xx and 5xx replies, or `none`.
-    fn errors_text(&self) -> String {
-        let v: Vec<String> = self
-            .replies
-            .iter()
-            .filter(|(code, _)| **code >= 400)
-            .map(|(code, n)| format!("{code} ×{n}"))
-            .collect();
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct ProxyState {
-    active: AtomicU64,
-    counts: Mutex<Counts>,
-}
-
-impl ProxyState {
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A TCP relay in front of the server's control port that counts
-/// connections and command verbs (never logging arguments: PASS carries the
-/// password). Data connections go to the server directly: pure-ftpd
-/// announces 127.0.0.1 in PASV, and EPSV reuses the control address.
-#[derive(Debug)]
-struct CountingProxy {
-    port: u16,
-    state: Arc<ProxyState>,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl CountingProxy {
-    fn start(target: SocketAddr) -> Result<CountingProxy> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = listener.local_addr()?.port();
-        let state = Arc::new(ProxyState::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (Arc::clone(&state), Arc::clone(&stop));
-        let accept = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = conn else { continue };
-                st.active.fetch_add(1, Ordering::SeqCst);
-                st.counts().connections += 1;
-                let st = Arc::clone(&st);
-                std::thread::spawn(move || {
-                    if let Err(e) = relay(client, target, &st) {
-                        eprintln!("counting proxy: {e}");
-                    }
-                    st.active.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Ok(CountingProxy {
-            port,
-            state,
-            stop,
-            accept: Some(accept),
-        })
-    }
-
-    fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The counts so far (after the open connections are closed, or 5 s),
-    /// starting over from zero.
-    fn take(&self) -> Counts {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.state.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::mem::take(&mut *self.state.counts())
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Relays one control connection, counting the client's command verbs.
-fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Result<()> {
-    let server = TcpStream::connect(target)?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let from_server = server.try_clone()?;
-    let mut to_client = client.try_clone()?;
-    let st_down = Arc::clone(st);
-    let down = std::thread::spawn(move || {
-        let mut reader = BufReader::new(from_server);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            // The final line of a reply: three digits and a space.
-            if line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ' {
-                let code = line[..3]
-                    .iter()
-                    .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-                *st_down.counts().replies.entry(code).or_default() += 1;
-            }
-            if to_client.write_all(&line).is_err() {
-                break;
-            }
-        }
-        let _ = to_client.shutdown(Shutdown::Write);
-    });
-    let mut to_server = server;
-    let mut reader = BufReader::new(client);
-    let mut line = Vec::new();
-    let result = loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => break Ok(()),
-            Ok(_) => {}
-            Err(e) => break Err(e),
-        }
-        let verb = line
-            .split(|b| b.is_ascii_whitespace())
-            .next()
-            .map(|v| String::from_utf8_lossy(v).to_ascii_uppercase())
-            .unwrap_or_default();
-        if !verb.is_empty() {
-            *st.counts().verbs.entry(verb).or_default() += 1;
-        }
-        if let Err(e) = to_server.write_all(&line) {
-            break Err(e);
-        }
-    };
-    let _ = to_server.shutdown(Shutdown::Write);
-    let _ = down.join();
-    result
 }

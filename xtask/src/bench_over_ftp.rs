@@ -1569,47 +1569,47 @@ fn write_secret(path: &Path, text: &str) -> Result<()> {
 
 // ---------------------------------------------------------------- counting proxy
 //
-// The same relay as bench_ftp.rs's (which keeps its own private): control
-// connections only; data connections go to the server directly, since
-// pure-ftpd announces 127.0.0.1 in PASV and EPSV reuses the control address.
+// Shared with `bench-ftp`. Control connections only; data connections go to
+// the server directly, since pure-ftpd announces 127.0.0.1 in PASV and EPSV
+// reuses the control address.
 
 /// Commands that open a data connection.
 const DATA_VERBS: [&str; 7] = ["STOR", "RETR", "APPE", "STOU", "LIST", "NLST", "MLSD"];
 
 /// What went over the control connections since the last [`CountingProxy::take`].
 #[derive(Debug, Default)]
-struct Counts {
-    connections: u64,
-    verbs: BTreeMap<String, u64>,
+pub(crate) struct Counts {
+    pub(crate) connections: u64,
+    pub(crate) verbs: BTreeMap<String, u64>,
     /// Final replies by the command they answer (`(greeting)` for the
     /// server's first line) and code.
-    replies: BTreeMap<(String, u16), u64>,
+    pub(crate) replies: BTreeMap<(String, u16), u64>,
     /// The arguments (paths) of the data commands, counted.
-    paths: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) paths: BTreeMap<String, BTreeMap<String, u64>>,
     /// Sum of the sizes pure-ftpd announces for downloads
     /// (`150 N kbytes to download`; a resumed RETR announces what is left).
-    retr_kbytes: f64,
+    pub(crate) retr_kbytes: f64,
 }
 
 impl Counts {
-    fn get(&self, verb: &str) -> u64 {
+    pub(crate) fn get(&self, verb: &str) -> u64 {
         self.verbs.get(verb).copied().unwrap_or(0)
     }
 
-    fn logins(&self) -> u64 {
+    pub(crate) fn logins(&self) -> u64 {
         self.get("PASS")
     }
 
-    fn data_connections(&self) -> u64 {
+    pub(crate) fn data_connections(&self) -> u64 {
         DATA_VERBS.iter().map(|v| self.get(v)).sum()
     }
 
-    fn commands(&self) -> u64 {
+    pub(crate) fn commands(&self) -> u64 {
         self.verbs.values().sum()
     }
 
     /// `SIZE 4000, STOR 2000, …`, most frequent first.
-    fn verbs_text(&self) -> String {
+    pub(crate) fn verbs_text(&self) -> String {
         let mut v: Vec<(&String, &u64)> = self.verbs.iter().collect();
         v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         v.iter()
@@ -1620,7 +1620,7 @@ impl Counts {
 
     /// `RETR 312 on 84 paths, MLSD 149 on 75 paths`: data commands and the
     /// distinct paths they named.
-    fn repeats_text(&self) -> String {
+    pub(crate) fn repeats_text(&self) -> String {
         let v: Vec<String> = self
             .paths
             .iter()
@@ -1634,7 +1634,7 @@ impl Counts {
     }
 
     /// `MKD 550 ×20, EPSV 425 ×1` for the 4xx and 5xx replies, or `none`.
-    fn errors_text(&self) -> String {
+    pub(crate) fn errors_text(&self) -> String {
         let v: Vec<String> = self
             .replies
             .iter()
@@ -1664,7 +1664,7 @@ impl ProxyState {
 /// A TCP relay in front of the server's control port that counts
 /// connections and command verbs (never arguments: PASS carries the password).
 #[derive(Debug)]
-struct CountingProxy {
+pub(crate) struct CountingProxy {
     port: u16,
     state: Arc<ProxyState>,
     stop: Arc<AtomicBool>,
@@ -1672,7 +1672,7 @@ struct CountingProxy {
 }
 
 impl CountingProxy {
-    fn start(target: SocketAddr) -> Result<CountingProxy> {
+    pub(crate) fn start(target: SocketAddr) -> Result<CountingProxy> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(ProxyState::default());
@@ -1703,13 +1703,13 @@ impl CountingProxy {
         })
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// The counts so far (after the open connections are closed, or 5 s),
     /// starting over from zero.
-    fn take(&self) -> Counts {
+    pub(crate) fn take(&self) -> Counts {
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.state.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
