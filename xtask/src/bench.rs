@@ -98,25 +98,15 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         peers: vec![Tool::Restic, Tool::Borg],
         keep: false,
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let value = |it: &mut std::vec::IntoIter<String>| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value")),
-            }
-        };
+    let mut a = crate::flags::Flags::new(args);
+    while let Some(flag) = a.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
             }
             "--scale" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.scale = v
                     .parse()
                     .with_context(|| format!("--scale {v:?}: not a number"))?;
@@ -125,15 +115,16 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 }
             }
             "--seed" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.seed = v
                     .parse()
                     .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
             }
-            "--work" => o.work = Some(PathBuf::from(value(&mut it)?)),
+            "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--tools" => {
                 o.peers.clear();
-                for name in value(&mut it)?
+                for name in a
+                    .value()?
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
@@ -149,8 +140,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                     }
                 }
             }
-            "--keep" if inline.is_none() => o.keep = true,
-            _ => bail!("unknown argument {arg:?}\n\n{HELP}"),
+            "--keep" if a.bare() => o.keep = true,
+            _ => bail!("unknown argument {:?}\n\n{HELP}", a.arg()),
         }
     }
     Ok(Some(o))

@@ -117,18 +117,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         docs: true,
         passive: Some(19000..=19499),
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let value = |it: &mut std::vec::IntoIter<String>| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value")),
-            }
-        };
+    let mut a = crate::flags::Flags::new(args);
+    while let Some(flag) = a.next_flag() {
         let positive = |v: String| -> Result<u64> {
             match v.parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
@@ -140,13 +130,13 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 print!("{HELP}");
                 return Ok(None);
             }
-            "--file-mib" => o.file_mib = positive(value(&mut it)?)?,
-            "--files" => o.files = usize::try_from(positive(value(&mut it)?)?)?,
-            "--dirs" => o.dirs = usize::try_from(positive(value(&mut it)?)?)?,
-            "--runs" => o.runs = usize::try_from(positive(value(&mut it)?)?)?,
-            "--work" => o.work = Some(PathBuf::from(value(&mut it)?)),
+            "--file-mib" => o.file_mib = positive(a.value()?)?,
+            "--files" => o.files = usize::try_from(positive(a.value()?)?)?,
+            "--dirs" => o.dirs = usize::try_from(positive(a.value()?)?)?,
+            "--runs" => o.runs = usize::try_from(positive(a.value()?)?)?,
+            "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--passive-ports" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.passive = if v == "testkit" {
                     None
                 } else {
@@ -159,9 +149,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                     }
                 };
             }
-            "--no-count" if inline.is_none() => o.count = false,
-            "--no-docs" if inline.is_none() => o.docs = false,
-            _ => bail!("unknown argument {arg:?}\n\n{HELP}"),
+            "--no-count" if a.bare() => o.count = false,
+            "--no-docs" if a.bare() => o.docs = false,
+            _ => bail!("unknown argument {:?}\n\n{HELP}", a.arg()),
         }
     }
     Ok(Some(o))

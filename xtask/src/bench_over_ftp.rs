@@ -222,25 +222,15 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         docs: true,
         keep: false,
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let value = |it: &mut std::vec::IntoIter<String>| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value")),
-            }
-        };
+    let mut a = crate::flags::Flags::new(args);
+    while let Some(flag) = a.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
             }
             "--scale" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.scale = v
                     .parse()
                     .with_context(|| format!("--scale {v:?}: not a number"))?;
@@ -249,15 +239,16 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 }
             }
             "--seed" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.seed = v
                     .parse()
                     .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
             }
-            "--work" => o.work = Some(PathBuf::from(value(&mut it)?)),
+            "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--tools" => {
                 o.tools.clear();
-                for name in value(&mut it)?
+                for name in a
+                    .value()?
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
@@ -280,7 +271,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 }
             }
             "--passive-ports" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 let parsed = v
                     .split_once('-')
                     .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
@@ -289,10 +280,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                     _ => bail!("--passive-ports {v:?}: expected LO-HI"),
                 };
             }
-            "--no-count" if inline.is_none() => o.count = false,
-            "--no-docs" if inline.is_none() => o.docs = false,
-            "--keep" if inline.is_none() => o.keep = true,
-            _ => bail!("unknown argument {arg:?}\n\n{HELP}"),
+            "--no-count" if a.bare() => o.count = false,
+            "--no-docs" if a.bare() => o.docs = false,
+            "--keep" if a.bare() => o.keep = true,
+            _ => bail!("unknown argument {:?}\n\n{HELP}", a.arg()),
         }
     }
     Ok(Some(o))

@@ -121,60 +121,50 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         }
         Ok(x)
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let value = |it: &mut std::vec::IntoIter<String>| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().with_context(|| format!("{flag} needs a value")),
-            }
-        };
+    let mut a = crate::flags::Flags::new(args);
+    while let Some(flag) = a.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
             }
             "--server" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.server = v.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             }
             "--seeds" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.seeds = v
                     .parse()
                     .with_context(|| format!("--seeds {v:?}: not a non-negative integer"))?;
             }
-            "--scale" => o.scale = positive("--scale", &value(&mut it)?)?,
-            "--fault-scale" => o.fault_scale = positive("--fault-scale", &value(&mut it)?)?,
+            "--scale" => o.scale = positive("--scale", &a.value()?)?,
+            "--fault-scale" => o.fault_scale = positive("--fault-scale", &a.value()?)?,
             "--seed" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.seed = v
                     .parse()
                     .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
             }
             "--timeout" => {
-                o.timeout = Duration::from_secs_f64(positive("--timeout", &value(&mut it)?)?);
+                o.timeout = Duration::from_secs_f64(positive("--timeout", &a.value()?)?);
             }
             "--cut-max" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.cut_max =
                     v.parse().ok().filter(|&n| n > CUT_MIN).with_context(|| {
                         format!("--cut-max {v:?}: not an integer above {CUT_MIN}")
                     })?;
             }
             "--cut-percent" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.cut_percent =
                     v.parse().ok().filter(|&n| n <= 100).with_context(|| {
                         format!("--cut-percent {v:?}: not an integer in 0..=100")
                     })?;
             }
             "--data-cut-max" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.data_cut_max =
                     v.parse()
                         .ok()
@@ -184,14 +174,15 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                         })?;
             }
             "--data-cut-percent" => {
-                let v = value(&mut it)?;
+                let v = a.value()?;
                 o.data_cut_percent = v.parse().ok().filter(|&n| n <= 100).with_context(|| {
                     format!("--data-cut-percent {v:?}: not an integer in 0..=100")
                 })?;
             }
             "--only" => {
                 o.only.clear();
-                for s in value(&mut it)?
+                for s in a
+                    .value()?
                     .split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
@@ -202,8 +193,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                     }
                 }
             }
-            "--keep" if inline.is_none() => o.keep = true,
-            _ => bail!("unknown argument {arg:?}\n\n{HELP}"),
+            "--keep" if a.bare() => o.keep = true,
+            _ => bail!("unknown argument {:?}\n\n{HELP}", a.arg()),
         }
     }
     Ok(Some(o))

@@ -8,6 +8,7 @@ mod bench_over_ftp;
 mod demo;
 mod e2e;
 mod e2e_web;
+mod flags;
 mod proxy;
 
 const USAGE: &str = "\
