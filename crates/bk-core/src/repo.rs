@@ -575,7 +575,6 @@ struct FeedState {
     held: HashMap<Id, CachedPack>,
     /// Held packs, least recently used first.
     lru: VecDeque<Id>,
-    downloads: u64,
 }
 
 impl std::fmt::Debug for PackFeed<'_> {
@@ -611,11 +610,6 @@ impl<'a> PackFeed<'a> {
         }
     }
 
-    /// Packs downloaded so far.
-    pub fn downloads(&self) -> u64 {
-        self.lock().downloads
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -644,7 +638,6 @@ impl<'a> PackFeed<'a> {
         let name = pack::pack_name(&pack);
         let data = cell
             .get_or_init(|| {
-                self.lock().downloads += 1;
                 self.repo
                     .backend
                     .read(&name)
