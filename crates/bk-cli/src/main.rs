@@ -128,8 +128,17 @@ enum Command {
         #[arg(long)]
         read_data: bool,
     },
-    /// Remove a stale repository lock.
-    Unlock,
+    /// Remove the repository lock left by a process that is gone (a lock of
+    /// a process still running on this machine needs --force).
+    Unlock {
+        /// Remove the lock even if its process is still running here.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Repair a damaged repository (see the README, "When a repository is
+    /// damaged").
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Serve the web UI: back up and recover datasets from a browser.
     Web {
         /// Address to listen on. Anything but a loopback address needs
@@ -143,6 +152,21 @@ enum Command {
         /// File holding the UI's access password (must not be readable by others).
         #[arg(long, value_name = "FILE")]
         ui_password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RepairCommand {
+    /// Rebuild the index from the packs, verifying every blob; blobs that no
+    /// sound pack holds are left out (the next backup stores them again
+    /// from the source where it still has them).
+    Index,
+    /// Name, per snapshot, the files that can no longer be restored.
+    Snapshots {
+        /// Rewrite those snapshots (same numbers) without the lost files;
+        /// what was removed is recorded in their warnings.
+        #[arg(long)]
+        forget_damaged: bool,
     },
 }
 
@@ -303,6 +327,13 @@ fn read_password_file(f: &std::path::Path) -> Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// Print what the repository noted (files skipped, a stale lock broken …).
+fn print_notes(repo: &Repository) {
+    for n in repo.take_notes() {
+        eprintln!("bk: note: {n}");
+    }
+}
+
 fn open(cli: &Cli) -> Result<Repository> {
     Ok(repo_location(cli)?.open()?)
 }
@@ -340,7 +371,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             src.root()?;
             let name = match dataset {
-                Some(d) => d.clone(),
+                Some(d) => {
+                    bk_core::snapshot::check_dataset_name(d).context("--dataset")?;
+                    d.clone()
+                }
                 None if is_ftp(&path_str) => bk_core::bk_ftp::url::file_name(
                     &bk_core::bk_ftp::FtpUrl::parse(&path_str)?.path,
                 )
@@ -358,8 +392,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let repo = open_or_init(&cli)?;
             let opts = BackupOptions::new(name)
                 .full(*full)
+                .dataset_given(dataset.is_some())
                 .threads(threads.unwrap_or_else(default_threads));
-            let snap = bk_core::backup(&repo, &*src, &opts)?;
+            let res = bk_core::backup(&repo, &*src, &opts);
+            print_notes(&repo);
+            let snap = res?;
             for w in &snap.warnings {
                 eprintln!("bk: warning: {}: {}", w.path, w.message);
             }
@@ -392,6 +429,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshots { dataset, json } => {
             let repo = open(&cli)?;
             let snaps = repo.snapshots(dataset.as_deref())?;
+            print_notes(&repo);
             if *json {
                 let v: Vec<_> = snaps.iter().map(Snapshot::summary).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -459,6 +497,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 bk_core::restore(&repo, dataset, to, &opts)?
             };
+            print_notes(&repo);
             let o = &report.outcome;
             for e in &o.errors {
                 eprintln!("bk: error: {}: {}", e.path, e.message);
@@ -493,6 +532,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sa = bk_core::snapshot::select(dataset, &snaps, Select::Id(*a))?;
             let sb = bk_core::snapshot::select(dataset, &snaps, Select::Id(*b))?;
             let changes = bk_core::diff_snapshots(&repo, sa, sb)?;
+            print_notes(&repo);
             let mut out = serde_json::json!({"added": [], "modified": [], "deleted": []});
             for (c, p, n) in &changes {
                 let mut name = display_path(p);
@@ -526,6 +566,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sel = id.map_or(Select::Latest, Select::Id);
             let snap = bk_core::snapshot::select(dataset, &snaps, sel)?;
             let entries = bk_core::list_snapshot(&repo, snap, path.as_ref().map(|p| p.as_bytes()))?;
+            print_notes(&repo);
             for e in entries {
                 let n = &e.node;
                 let t = chrono::DateTime::from_timestamp(n.mtime, n.mtime_nsec)
@@ -552,8 +593,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check { read_data } => {
             let repo = open(&cli)?;
-            let _lock = repo.lock("check")?;
-            let r = bk_core::check(&repo, *read_data)?;
+            let lock = repo.lock("check")?;
+            let r = bk_core::check(&repo, *read_data);
+            drop(lock);
+            print_notes(&repo);
+            let r = r?;
             for n in &r.notes {
                 eprintln!("note: {n}");
             }
@@ -607,13 +651,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bk_web::run(opts)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Unlock => {
+        Command::Unlock { force } => {
             let repo = open(&cli)?;
-            match repo.force_unlock()? {
+            match repo.unlock(*force)? {
                 Some(h) => eprintln!("removed the lock held by {}", h.describe()),
                 None => eprintln!("the repository was not locked"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Repair(RepairCommand::Index) => {
+            let repo = open(&cli)?;
+            let r = bk_core::repair::repair_index(&repo);
+            print_notes(&repo);
+            let r = r?;
+            for p in &r.packs_lost {
+                eprintln!("bk: warning: nothing could be used from {p}");
+            }
+            eprintln!(
+                "rebuilt the index from {} packs: {} blobs indexed, {} blobs lost, {} old index files replaced",
+                r.packs_read, r.blobs, r.blobs_lost, r.old_index_files
+            );
+            if r.blobs_lost > 0 {
+                eprintln!(
+                    "next: `bk repair snapshots` names the files that lost data; a backup of each dataset stores again what its source still has"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Repair(RepairCommand::Snapshots { forget_damaged }) => {
+            let repo = open(&cli)?;
+            let r = bk_core::repair::repair_snapshots(&repo, *forget_damaged);
+            print_notes(&repo);
+            let r = r?;
+            for s in &r {
+                for (path, why) in &s.lost {
+                    println!("{}\t{}\t{}\t{}", s.dataset, s.id, path, why);
+                }
+                eprintln!(
+                    "snapshot {} of {:?}: {} entries cannot be restored{}",
+                    s.id,
+                    s.dataset,
+                    s.lost.len(),
+                    if s.rewritten {
+                        "; rewritten without them"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if r.is_empty() {
+                eprintln!("every snapshot restores in full");
+                Ok(ExitCode::SUCCESS)
+            } else if *forget_damaged {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "bk: {} snapshot(s) refer to lost data; `bk repair snapshots --forget-damaged` rewrites them without it",
+                    r.len()
+                );
+                Ok(ExitCode::from(EXIT_PARTIAL))
+            }
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct BackupOptions {
     pub full: bool,
     /// Worker threads (0 = one per CPU).
     pub threads: usize,
+    /// The user named the dataset (rather than a name derived from the
+    /// source's last component): a source other than the dataset's last
+    /// one is then accepted.
+    pub dataset_given: bool,
     /// Progress receiver.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -65,6 +69,12 @@ impl BackupOptions {
     /// Full or incremental.
     pub fn full(mut self, full: bool) -> Self {
         self.full = full;
+        self
+    }
+
+    /// The dataset name was given by the user, not derived from the source.
+    pub fn dataset_given(mut self, yes: bool) -> Self {
+        self.dataset_given = yes;
         self
     }
 
@@ -222,6 +232,16 @@ impl Shared<'_> {
     }
 }
 
+/// Closes both packers when dropped.
+struct ClosePackers<'s, 'a>(&'s Shared<'a>);
+
+impl Drop for ClosePackers<'_, '_> {
+    fn drop(&mut self) {
+        let _ = self.0.data.close();
+        let _ = self.0.trees.close();
+    }
+}
+
 fn pack_writer_loop(shared: &Shared<'_>, rx: Receiver<PackWriter>) {
     for p in rx {
         if shared.failed.load(Ordering::SeqCst) {
@@ -360,6 +380,9 @@ impl Scanner<'_> {
                                 && o.mtime_nsec == meta.mtime_nsec
                                 && o.inode == meta.inode
                                 && (o.size == 0 || !o.content.is_empty())
+                                // A blob lost from the repository (its pack
+                                // missing, short or damaged) is read again.
+                                && o.content.iter().all(|b| self.index.contains(b))
                         });
                     let job = if unchanged {
                         node.content = old.expect("checked").content.clone();
@@ -516,6 +539,13 @@ impl Builder<'_, '_> {
 
 // ---------------------------------------------------------------- backup
 
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 /// Back up `source` into `repo` as a new snapshot of `opts.dataset`.
 ///
 /// Returns the committed snapshot. Files that could not be read are listed
@@ -532,28 +562,34 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         .unwrap_or_else(|| Arc::new(NoProgress));
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
     repo.backend().remove_temp_files()?;
-
-    let mut index = repo.load_index()?;
-    // Packs written by an interrupted run are complete (written under a
-    // temporary name, then renamed) but in no index: index them now so their
-    // blobs are reused instead of stored again.
-    let mut recovered = Vec::new();
-    for (id, name, size) in repo.unindexed_packs(&index)? {
-        if let Ok(entries) = repo.read_pack_header(&name, size) {
-            recovered.push((id, entries));
-        }
-    }
-    if !recovered.is_empty() {
-        repo.write_index(&recovered)?;
-        for (id, e) in recovered {
-            index.add_pack(id, e);
-        }
-    }
+    let mut index = repo.index_for_backup()?;
 
     let snaps = repo.snapshots(Some(&opts.dataset))?;
     let parent = snaps.iter().max_by_key(|s| s.id);
+    let described = source.describe();
+    if let Some(p) = parent
+        && !opts.dataset_given
+        && p.source != described
+    {
+        return Err(Error::Invalid(format!(
+            "dataset {:?} was last backed up from {}, not from {described}; pass --dataset {:?} to add this one to it anyway, or --dataset NAME to start a new dataset",
+            opts.dataset, p.source, opts.dataset
+        )));
+    }
     let next_id = parent.map_or(0, |p| p.id + 1);
     let parent_root = parent.and_then(|p| repo.read_tree(&index, &p.tree).ok());
+    if let Some(root) = repo.backend().local_root()
+        && let Ok(m) = std::fs::metadata(root)
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (m.dev(), m.ino()) == (root_meta.dev, root_meta.inode) {
+            return Err(Error::Invalid(format!(
+                "the repository {} is the directory being backed up; keep the repository outside the dataset",
+                repo.backend().location()
+            )));
+        }
+        source.exclude_dir(m.dev(), m.ino());
+    }
 
     let mut scanner = Scanner {
         source,
@@ -571,6 +607,13 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         files,
         ..
     } = scanner;
+    for p in source.excluded() {
+        repo.note(format!(
+            "the repository {} is inside the dataset, at {}: it was left out of the backup",
+            repo.backend().location(),
+            display_path(&p)
+        ));
+    }
     let bytes_to_read: u64 = jobs.iter().map(|j| j.meta.size).sum();
     progress.scanned(files, jobs.len() as u64, bytes_to_read);
 
@@ -614,6 +657,9 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
             })
             .collect();
         drop(rx);
+        // Should this thread unwind, the pack writers must still see their
+        // channel close, or the scope would wait for them forever.
+        let _close = ClosePackers(&shared);
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -657,7 +703,12 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
             })
             .collect();
         for w in workers {
-            w.join().expect("worker panicked");
+            if let Err(panic) = w.join() {
+                shared.fail(Error::Invalid(format!(
+                    "internal error: a backup worker failed ({}); nothing was committed",
+                    panic_message(&*panic)
+                )));
+            }
         }
         let mut builder = Builder {
             shared: &shared,
@@ -673,7 +724,12 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         };
         let closed = shared.data.close().and(shared.trees.close());
         for w in writers {
-            w.join().expect("pack writer panicked");
+            if let Err(panic) = w.join() {
+                shared.fail(Error::Invalid(format!(
+                    "internal error: a pack writer failed ({}); nothing was committed",
+                    panic_message(&*panic)
+                )));
+            }
         }
         if let Some(e) = shared
             .error
@@ -693,6 +749,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     stats.stored_bytes = shared.stored_bytes.load(Ordering::Relaxed);
     stats.blobs_stored = shared.blobs_stored.load(Ordering::Relaxed);
     drop(shared);
+    let ids: Vec<Id> = written.iter().map(|(id, _)| *id).collect();
+    repo.clear_damage_of(&ids)?;
     repo.write_index(&written)?;
     for (id, e) in written {
         index.add_pack(id, e);

@@ -18,6 +18,37 @@ use crate::error::{Result, backend_err};
 /// Prefix of temporary files; listings skip them.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
+/// Whether `leaf` is a name bk's backends give a file while writing it:
+/// `.tmp-<pid>-<n>` (local) or `.<name>.bkftp-part` (bk-ftp uploads). Only
+/// such names, and only in [`is_repository_dir`]s, are ever removed as
+/// leftovers; a user's `.tmp-notes` is not bk's.
+pub fn is_temp_name(leaf: &str) -> bool {
+    if let Some(rest) = leaf.strip_prefix(TEMP_PREFIX) {
+        let mut parts = rest.splitn(2, '-');
+        let digits = |s: Option<&str>| {
+            s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        };
+        return digits(parts.next()) && digits(parts.next());
+    }
+    leaf.len() > ".bkftp-part".len() + 1 && leaf.starts_with('.') && leaf.ends_with(".bkftp-part")
+}
+
+/// Whether `dir` (repository-relative, no trailing `/`, `""` for the root)
+/// is one of the directories bk writes files into: the root, `packs/XX`,
+/// `index`, `snapshots/<dataset>`, `locks`, `damaged`.
+pub fn is_repository_dir(dir: &str) -> bool {
+    let mut parts = dir.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(""), None, None) => true,
+        (Some("index" | "locks" | "damaged"), None, None) => true,
+        (Some("packs"), Some(xx), None) => {
+            xx.len() == 2 && xx.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        (Some("snapshots"), Some(ds), None) => !ds.is_empty(),
+        _ => false,
+    }
+}
+
 /// One entry of a backend listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -47,10 +78,18 @@ pub trait Backend: Send + Sync + Debug {
     fn write(&self, name: &str, data: &[u8], exclusive: bool) -> Result<()>;
     /// All objects under `dir` (recursively), temporary files excluded.
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>>;
+    /// Replace an object atomically: readers see the old or the new bytes,
+    /// never a mix. Only for the few files bk rewrites on purpose (a
+    /// snapshot rewritten by `bk repair snapshots`, a config upgrade).
+    fn replace(&self, name: &str, data: &[u8]) -> Result<()>;
+    /// Whether the root holds nothing at all (no file, no directory). A
+    /// missing root is empty.
+    fn root_is_empty(&self) -> Result<bool>;
     /// Remove an object.
     fn remove(&self, name: &str) -> Result<()>;
-    /// Remove temporary files left by interrupted writers. Only call while
-    /// holding the repository lock.
+    /// Remove temporary files left by interrupted writers: only bk's own
+    /// temporary names ([`is_temp_name`]) in bk's own directories
+    /// ([`is_repository_dir`]). Only call while holding the repository lock.
     fn remove_temp_files(&self) -> Result<usize>;
     /// How many writes are worth running at once (packs upload in parallel
     /// over several connections on network backends).
@@ -61,6 +100,11 @@ pub trait Backend: Send + Sync + Debug {
     /// range (true where every read is a round trip and a new connection).
     fn prefers_whole_reads(&self) -> bool {
         false
+    }
+    /// The local directory of the repository, when it is on this machine's
+    /// file system (a backup then leaves it out of a dataset it sits in).
+    fn local_root(&self) -> Option<&Path> {
+        None
     }
 }
 
@@ -114,7 +158,7 @@ impl LocalBackend {
         Ok(f)
     }
 
-    fn write_inner(&self, name: &str, data: &[u8], exclusive: bool) -> io::Result<()> {
+    fn write_inner(&self, name: &str, data: &[u8], mode: Mode) -> io::Result<()> {
         let dest = self.path(name);
         let dir = dest.parent().unwrap_or(&self.root);
         let tmp = dir.join(format!(
@@ -133,11 +177,23 @@ impl LocalBackend {
             f.write_all(data)?;
             f.sync_data()?;
             drop(f);
+            if mode == Mode::Replace {
+                fs::rename(&tmp, &dest)?;
+                return File::open(dir)?.sync_all();
+            }
             // link() never replaces an existing name: that makes the
             // snapshot commit and the lock safe against a racing writer.
             match fs::hard_link(&tmp, &dest) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !exclusive => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && mode == Mode::Same => {
+                    // A content-addressed name that exists already holds
+                    // these bytes, unless it was damaged (truncated, a bit
+                    // flipped): then the new copy takes its place.
+                    if !same_content(&dest, data)? {
+                        fs::rename(&tmp, &dest)?;
+                        return File::open(dir)?.sync_all();
+                    }
+                }
                 Err(e) => return Err(e),
             }
             fs::remove_file(&tmp)?;
@@ -148,6 +204,27 @@ impl LocalBackend {
         }
         res
     }
+}
+
+/// How [`LocalBackend::write_inner`] treats an existing name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Fail with `AlreadyExists`.
+    Exclusive,
+    /// The name is content-addressed: keep the file if it holds the same
+    /// bytes, replace it otherwise.
+    Same,
+    /// Replace it.
+    Replace,
+}
+
+/// Whether the file at `p` holds exactly `data` (size first, then bytes).
+fn same_content(p: &Path, data: &[u8]) -> io::Result<bool> {
+    let m = fs::symlink_metadata(p)?;
+    if !m.is_file() || m.len() != data.len() as u64 {
+        return Ok(false);
+    }
+    Ok(fs::read(p)? == data)
 }
 
 impl Backend for LocalBackend {
@@ -168,7 +245,11 @@ impl Backend for LocalBackend {
     }
 
     fn create_dirs(&self, dirs: &[&str]) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(|e| backend_err("creating", "", e))?;
+        fs::create_dir_all(&self.root).map_err(|e| crate::Error::Io {
+            action: "creating repository directory",
+            path: self.root.clone(),
+            source: e,
+        })?;
         for d in dirs {
             fs::create_dir_all(self.path(d)).map_err(|e| backend_err("creating", d, e))?;
         }
@@ -190,8 +271,38 @@ impl Backend for LocalBackend {
     }
 
     fn write(&self, name: &str, data: &[u8], exclusive: bool) -> Result<()> {
-        self.write_inner(name, data, exclusive)
+        let mode = if exclusive {
+            Mode::Exclusive
+        } else {
+            Mode::Same
+        };
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.write_inner(name, data, mode)
             .map_err(|e| backend_err("writing", name, e))
+    }
+
+    fn replace(&self, name: &str, data: &[u8]) -> Result<()> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.write_inner(name, data, Mode::Replace)
+            .map_err(|e| backend_err("replacing", name, e))
+    }
+
+    fn root_is_empty(&self) -> Result<bool> {
+        match fs::read_dir(&self.root) {
+            Ok(mut rd) => Ok(rd.next().is_none()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(backend_err("listing", &self.location(), e)),
+        }
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
@@ -212,7 +323,11 @@ impl Backend for LocalBackend {
                 if fname.starts_with(TEMP_PREFIX) {
                     continue;
                 }
-                let name = format!("{d}/{fname}");
+                let name = if d.is_empty() {
+                    fname.to_string()
+                } else {
+                    format!("{d}/{fname}")
+                };
                 let ft = ent
                     .file_type()
                     .map_err(|e| backend_err("listing", &name, e))?;
@@ -241,15 +356,34 @@ impl Backend for LocalBackend {
 
     fn remove_temp_files(&self) -> Result<usize> {
         let mut n = 0;
-        let mut stack = vec![self.root.clone()];
+        let mut stack = vec![String::new()];
         while let Some(d) = stack.pop() {
-            let Ok(rd) = fs::read_dir(&d) else { continue };
+            let Ok(rd) = fs::read_dir(self.path(&d)) else {
+                continue;
+            };
             for ent in rd.flatten() {
-                let p = ent.path();
-                let is_tmp = ent.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+                let Some(leaf) = ent.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let rel = if d.is_empty() {
+                    leaf.clone()
+                } else {
+                    format!("{d}/{leaf}")
+                };
                 match ent.file_type() {
-                    Ok(ft) if ft.is_dir() => stack.push(p),
-                    Ok(_) if is_tmp && fs::remove_file(&p).is_ok() => n += 1,
+                    Ok(ft) if ft.is_dir() => {
+                        if is_repository_dir(&rel) || rel == "packs" || rel == "snapshots" {
+                            stack.push(rel);
+                        }
+                    }
+                    Ok(ft)
+                        if ft.is_file()
+                            && is_repository_dir(&d)
+                            && is_temp_name(&leaf)
+                            && fs::remove_file(ent.path()).is_ok() =>
+                    {
+                        n += 1
+                    }
                     _ => {}
                 }
             }

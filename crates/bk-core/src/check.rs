@@ -37,9 +37,13 @@ impl CheckReport {
 
 /// Check the repository. With `read_data`, read every pack and verify
 /// every blob against its id, then name the snapshots and files that use
-/// a damaged blob.
+/// a damaged blob. What it finds damaged (packs missing, short or
+/// unreadable; blobs whose bytes are wrong) is recorded in the repository
+/// ([`Repository::record_damage`]), so the next backup stores those blobs
+/// again from the source instead of deduplicating against them.
 pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     let mut r = CheckReport::default();
+    let before = repo.take_notes();
     let idx = match repo.load_index() {
         Ok(i) => i,
         Err(e) => {
@@ -47,8 +51,22 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
             Index::default()
         }
     };
+    // Files skipped while loading the index are errors for check.
+    r.errors.extend(repo.take_notes());
+    for n in before {
+        repo.note(n);
+    }
+    let recorded = repo.damage()?;
+    if !recorded.is_empty() {
+        r.notes.push(format!(
+            "{} pack(s) and {} blob(s) are recorded as damaged and no longer used (`bk repair index` rebuilds the index without them)",
+            recorded.packs.len(),
+            recorded.blobs.len()
+        ));
+    }
     r.packs = idx.packs().count();
     r.blobs = idx.len();
+    let mut found = crate::repo::Damage::default();
 
     let listing: HashMap<Id, (String, u64)> = repo
         .backend()
@@ -56,11 +74,16 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
         .into_iter()
         .filter_map(|o| pack::pack_id_from_name(&o.name).map(|id| (id, (o.name, o.size))))
         .collect();
+    let mut unusable: HashSet<Id> = HashSet::new();
     for (id, entries) in idx.packs() {
         match listing.get(id) {
-            None => r
-                .errors
-                .push(format!("pack {id} is in the index but missing")),
+            None => {
+                r.errors.push(format!(
+                    "pack {} is in the index but missing",
+                    pack::pack_name(id)
+                ));
+                unusable.insert(*id);
+            }
             Some((name, size)) => {
                 let end = entries
                     .iter()
@@ -71,11 +94,16 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                     r.errors.push(format!(
                         "pack {name} is truncated ({size} bytes, blobs reach {end})"
                     ));
+                    unusable.insert(*id);
                 }
             }
         }
     }
-    let unindexed = listing.keys().filter(|id| !idx.has_pack(id)).count();
+    found.packs.extend(unusable.iter().copied());
+    let unindexed = listing
+        .keys()
+        .filter(|id| !idx.has_pack(id) && !recorded.packs.contains(id))
+        .count();
     if unindexed > 0 {
         r.notes.push(format!(
             "{unindexed} pack(s) are in no index (left by an interrupted backup); the next backup indexes and reuses them"
@@ -86,17 +114,24 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     if read_data {
         for (id, entries) in idx.packs() {
             let Some((name, _)) = listing.get(id) else {
+                for e in entries {
+                    damaged.insert(e.id, "its pack is missing".into());
+                }
                 continue;
             };
             let bytes = match repo.backend().read(name) {
                 Ok(b) => b,
-                Err(e) => {
+                Err(e) if crate::backend::is_not_found(&e) => {
                     r.errors.push(format!("reading pack {name}: {e}"));
+                    found.packs.push(*id);
                     for e in entries {
-                        damaged.insert(e.id, "pack unreadable".into());
+                        damaged.insert(e.id, "its pack is missing".into());
                     }
                     continue;
                 }
+                // A pack that cannot be read now (a dropped connection) is
+                // not damaged: the check fails without recording it.
+                Err(e) => return Err(e),
             };
             r.packs_read += 1;
             match pack::parse_header_with_id(name, bytes.len() as u64, &bytes) {
@@ -120,6 +155,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                             .map_err(|err| err.to_string())
                     });
                 if let Err(why) = res {
+                    found.blobs.push((*id, e.id));
                     // Another copy of the blob in a sound pack is still fine.
                     if idx.get(&e.id).is_some_and(|l| l.pack == *id) {
                         r.errors.push(format!(
@@ -134,13 +170,37 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
         }
     }
 
-    let snaps = match repo.snapshots(None) {
-        Ok(s) => s,
+    // Blobs of a missing or short pack are damaged for every snapshot.
+    for (id, entries) in idx.packs() {
+        if unusable.contains(id) {
+            for e in entries {
+                if idx.get(&e.id).is_some_and(|l| l.pack == *id) {
+                    damaged
+                        .entry(e.id)
+                        .or_insert_with(|| "its pack is missing or truncated".into());
+                }
+            }
+        }
+    }
+    repo.record_damage(&found)?;
+
+    let before = repo.take_notes();
+    let snaps = match repo.snapshot_files(None) {
+        Ok((s, bad)) => {
+            for (name, why) in bad {
+                r.errors.push(format!("{name}: {why}"));
+            }
+            s
+        }
         Err(e) => {
             r.errors.push(format!("snapshots: {e}"));
             Vec::new()
         }
     };
+    let _ = repo.take_notes();
+    for n in before {
+        repo.note(n);
+    }
     r.snapshots = snaps.len();
     let mut checked_trees: HashSet<Id> = HashSet::new();
     for s in &snaps {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use bk_ftp::{EntryKind, ErrorKind, FtpClient, FtpConfig, FtpUrl, Pool, url};
 
-use crate::backend::{Backend, ObjectInfo, TEMP_PREFIX};
+use crate::backend::{Backend, ObjectInfo, is_repository_dir, is_temp_name};
 use crate::error::{Error, Result, backend_err};
 
 /// A repository under a directory of an FTP or FTPS server. Writes go to a
@@ -186,9 +186,7 @@ impl Backend for FtpBackend {
             .into_iter()
             .filter(|(p, e)| {
                 let leaf = url::file_name(p);
-                e.kind == EntryKind::File
-                    && !leaf.starts_with(TEMP_PREFIX)
-                    && !leaf.ends_with(".bkftp-part")
+                e.kind == EntryKind::File && !is_temp_name(leaf)
             })
             .map(|(p, e)| ObjectInfo {
                 name: if prefix.is_empty() {
@@ -201,6 +199,21 @@ impl Backend for FtpBackend {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn replace(&self, name: &str, data: &[u8]) -> Result<()> {
+        // put_bytes uploads to a temporary name and renames it over the
+        // old one (RNTO replaces an existing file on the servers we test).
+        self.write(name, data, false)
+    }
+
+    fn root_is_empty(&self) -> Result<bool> {
+        let root = self.root.clone();
+        match self.pool.run(true, |c: &mut FtpClient| c.list(&root)) {
+            Ok(entries) => Ok(entries.is_empty()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(backend_err("listing", "/", to_io(e))),
+        }
     }
 
     fn remove(&self, name: &str) -> Result<()> {
@@ -220,9 +233,8 @@ impl Backend for FtpBackend {
         let mut n = 0;
         for (p, e) in &tree {
             let leaf = url::file_name(p);
-            if e.kind == EntryKind::File
-                && (leaf.starts_with(TEMP_PREFIX) || leaf.ends_with(".bkftp-part"))
-            {
+            let dir = p.rfind('/').map_or("", |i| &p[..i]);
+            if e.kind == EntryKind::File && is_temp_name(leaf) && is_repository_dir(dir) {
                 let full = self.path(p);
                 if self
                     .pool

@@ -44,6 +44,7 @@ pub mod id;
 pub mod index;
 pub mod location;
 pub mod pack;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;

@@ -54,9 +54,67 @@ pub struct Config {
     pub zstd_level: i32,
 }
 
+impl Config {
+    /// Refuse values the engine cannot work with, naming the value and the
+    /// range it must be in (a hand-edited or damaged config must give a
+    /// clear error, not a panic in a worker thread).
+    pub fn validate(&self) -> Result<()> {
+        use fastcdc::v2020 as cdc;
+        let c = &self.chunker;
+        let check = |what: &str, v: i64, lo: i64, hi: i64| -> Result<()> {
+            if v < lo || v > hi {
+                return Err(Error::Corrupt {
+                    name: "config".into(),
+                    reason: format!("{what} is {v}, outside {lo}..={hi}"),
+                });
+            }
+            Ok(())
+        };
+        check(
+            "chunker.min",
+            c.min.into(),
+            cdc::MINIMUM_MIN as i64,
+            cdc::MINIMUM_MAX as i64,
+        )?;
+        check(
+            "chunker.avg",
+            c.avg.into(),
+            cdc::AVERAGE_MIN as i64,
+            cdc::AVERAGE_MAX as i64,
+        )?;
+        check(
+            "chunker.max",
+            c.max.into(),
+            cdc::MAXIMUM_MIN as i64,
+            cdc::MAXIMUM_MAX as i64,
+        )?;
+        if !(c.min <= c.avg && c.avg <= c.max) {
+            return Err(Error::Corrupt {
+                name: "config".into(),
+                reason: format!(
+                    "chunker sizes must grow: min {} <= avg {} <= max {}",
+                    c.min, c.avg, c.max
+                ),
+            });
+        }
+        check("pack_size", self.pack_size.into(), 64 << 10, 1 << 30)?;
+        check("zstd_level", self.zstd_level.into(), -7, 22)?;
+        if self.id.is_empty() {
+            return Err(Error::Corrupt {
+                name: "config".into(),
+                reason: "the repository id is empty".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Subdirectories of a repository.
 const DIRS: &[&str] = &["packs", "index", "snapshots", "locks"];
 const LOCK_NAME: &str = "locks/exclusive";
+/// Records of damaged packs and blobs found by `check --read-data` or a
+/// backup, one immutable file each; see [`Repository::record_damage`].
+const DAMAGED_DIR: &str = "damaged";
 
 /// A repository on some backend.
 #[derive(Debug, Clone)]
@@ -64,9 +122,63 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: Config,
     packs: Arc<PackCache>,
+    notes: Arc<Mutex<Vec<String>>>,
 }
 
-type CachedPack = Arc<std::sync::OnceLock<std::result::Result<Arc<Vec<u8>>, String>>>;
+/// Damaged packs and blobs recorded in the repository: their copies are
+/// never used again (a sound copy elsewhere, or one a later backup stores,
+/// takes their place).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Damage {
+    /// Packs that are missing, short or unreadable as a whole.
+    #[serde(default)]
+    pub packs: Vec<Id>,
+    /// Single blobs, as (pack, blob), whose stored bytes are wrong.
+    #[serde(default)]
+    pub blobs: Vec<(Id, Id)>,
+}
+
+impl Damage {
+    /// Nothing recorded.
+    pub fn is_empty(&self) -> bool {
+        self.packs.is_empty() && self.blobs.is_empty()
+    }
+}
+
+type CachedPack = Arc<std::sync::OnceLock<std::result::Result<Arc<Vec<u8>>, PackReadError>>>;
+
+/// Why a whole pack could not be read, kept so that every reader waiting
+/// for it gets the same error: a network failure stays a network failure
+/// (with its kind, so "not found" is still "not found"), never "corrupt".
+#[derive(Debug, Clone)]
+struct PackReadError {
+    kind: std::io::ErrorKind,
+    message: String,
+}
+
+impl PackReadError {
+    fn from_error(e: &Error) -> PackReadError {
+        let kind = match e {
+            Error::Backend { source, .. } => source.kind(),
+            _ => std::io::ErrorKind::Other,
+        };
+        PackReadError {
+            kind,
+            message: match e {
+                Error::Backend { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        }
+    }
+
+    fn into_error(self, name: String) -> Error {
+        Error::Backend {
+            action: "reading",
+            name,
+            source: std::io::Error::new(self.kind, self.message),
+        }
+    }
+}
 
 /// Whole packs kept in memory for backends where a round trip costs more
 /// than the bytes (FTP): a restore reads each pack once, not once per blob.
@@ -101,9 +213,19 @@ impl Repository {
         let raw = match backend.read("config") {
             Ok(r) => r,
             Err(e) if is_not_found(&e) => {
+                let has_data = ["packs", "index", "snapshots"]
+                    .iter()
+                    .any(|d| backend.list(d).is_ok_and(|l| !l.is_empty()));
                 return Err(Error::NotARepository(
                     backend.location(),
-                    "it has no config file".into(),
+                    if has_data {
+                        "it holds packs or snapshots but its config file is missing; \
+                         put back the config from a copy of the repository (bk will not \
+                         create a new one over existing data)"
+                            .into()
+                    } else {
+                        "it has no config file".into()
+                    },
                 ));
             }
             Err(e) => return Err(e),
@@ -126,15 +248,30 @@ impl Repository {
             name: "config".into(),
             reason: e.to_string(),
         })?;
+        config.validate()?;
         Ok(Repository {
             backend,
             config,
             packs: Arc::default(),
+            notes: Arc::default(),
         })
     }
 
-    /// Create a new repository. Fails if one exists already.
+    /// Create a new repository in an absent or empty directory. Fails if
+    /// one exists already, or if the directory holds anything else.
     pub fn init(backend: Arc<dyn Backend>) -> Result<Repository> {
+        if backend.root_exists()? && !backend.root_is_empty()? {
+            return Err(match backend.read("config") {
+                Ok(_) => Error::Invalid(format!(
+                    "a repository exists already at {}",
+                    backend.location()
+                )),
+                Err(_) => Error::NotARepository(
+                    backend.location(),
+                    "it is not empty; create a repository in a new or empty directory".into(),
+                ),
+            });
+        }
         backend.create_dirs(DIRS)?;
         let mut seed = Vec::new();
         seed.extend_from_slice(&std::process::id().to_le_bytes());
@@ -161,22 +298,46 @@ impl Repository {
             backend,
             config,
             packs: Arc::default(),
+            notes: Arc::default(),
         })
     }
 
-    /// Open, or create when absent (or an empty directory).
+    /// Open, or create when absent (or an empty directory: nothing in it,
+    /// not even a subdirectory).
     pub fn open_or_init(backend: Arc<dyn Backend>) -> Result<Repository> {
         match Repository::open(backend.clone()) {
             Err(Error::NoRepository(_)) => Repository::init(backend),
             Err(Error::NotARepository(loc, why)) => {
-                if backend.root_exists()? && backend.list("")?.is_empty() {
+                if backend.root_exists()? && backend.root_is_empty()? {
                     Repository::init(backend)
+                } else if why == "it has no config file" {
+                    Err(Error::NotARepository(
+                        loc,
+                        "it is not empty and has no config file; back up into a new or empty \
+                         directory, or the directory of an existing repository"
+                            .into(),
+                    ))
                 } else {
                     Err(Error::NotARepository(loc, why))
                 }
             }
             r => r,
         }
+    }
+
+    /// Something the user should know that is not an error (a file skipped,
+    /// a stale lock broken). Front ends print [`Repository::take_notes`].
+    pub fn note(&self, message: impl Into<String>) {
+        let m = message.into();
+        let mut n = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        if !n.contains(&m) {
+            n.push(m);
+        }
+    }
+
+    /// The notes collected so far, in order; they are removed.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The backend.
@@ -189,16 +350,127 @@ impl Repository {
         &self.config
     }
 
-    /// Read every index file. Corrupt ones are an error.
+    /// Read every index file, leaving out what [`Repository::damage`]
+    /// records. A file that is not a sound index file (a stray README, an
+    /// empty or truncated file, a copy under another name) is skipped with a
+    /// note naming it: its packs then count as unindexed, and the next
+    /// backup verifies and indexes them again. A failure to read one is an
+    /// error.
     pub fn load_index(&self) -> Result<Index> {
-        let mut idx = Index::default();
+        let (lists, _) = self.index_files()?;
+        let damage = self.damage()?;
+        Ok(index_without(lists, &damage))
+    }
+
+    /// The decoded index files: (pack, entries) lists, and the names of the
+    /// sound files.
+    pub(crate) fn index_files(&self) -> Result<(Vec<(Id, Vec<BlobEntry>)>, Vec<String>)> {
+        let mut lists = Vec::new();
+        let mut names = Vec::new();
         for obj in self.backend.list("index")? {
+            let leaf = obj.name.rsplit('/').next().unwrap_or(&obj.name);
+            let Some(id) = Id::from_hex(leaf) else {
+                self.note(format!(
+                    "skipped {}: not an index file name (bk names index files by their hash)",
+                    obj.name
+                ));
+                continue;
+            };
             let bytes = self.backend.read(&obj.name)?;
-            for (pack, entries) in index::decode(&obj.name, &bytes)? {
-                idx.add_pack(pack, entries);
+            match index::decode(&obj.name, &bytes) {
+                Ok(_) if Id::hash(&bytes) != id => self.note(format!(
+                    "skipped {}: its content does not match its name (damaged)",
+                    obj.name
+                )),
+                Ok(packs) => {
+                    lists.extend(packs);
+                    names.push(obj.name);
+                }
+                Err(e) => self.note(format!("skipped {e}")),
             }
         }
-        Ok(idx)
+        Ok((lists, names))
+    }
+
+    /// Every damage record of the repository, merged.
+    pub fn damage(&self) -> Result<Damage> {
+        let mut all = Damage::default();
+        for obj in self.backend.list(DAMAGED_DIR)? {
+            let bytes = self.backend.read(&obj.name)?;
+            match serde_json::from_slice::<Damage>(&bytes) {
+                Ok(d) => {
+                    all.packs.extend(d.packs);
+                    all.blobs.extend(d.blobs);
+                }
+                Err(e) => self.note(format!("skipped {}: not a damage record: {e}", obj.name)),
+            }
+        }
+        all.packs.sort();
+        all.packs.dedup();
+        all.blobs.sort();
+        all.blobs.dedup();
+        Ok(all)
+    }
+
+    /// Record damaged packs and blobs, so that no later backup deduplicates
+    /// against them and no restore reads them while another copy exists.
+    /// An immutable file of its own, named by its hash.
+    pub fn record_damage(&self, damage: &Damage) -> Result<()> {
+        if damage.is_empty() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(damage).expect("damage serializes");
+        let name = format!("{DAMAGED_DIR}/{}.json", Id::hash(&bytes).to_hex());
+        self.backend.write(&name, &bytes, false)
+    }
+
+    /// These packs were written anew (a backup stored their blobs again and
+    /// the content-addressed name came out the same): drop what the damage
+    /// records say of them. The records are merged into one new file
+    /// first, then the old ones removed; a crash in between leaves the old
+    /// claims, which only costs storing those blobs once more.
+    pub fn clear_damage_of(&self, packs: &[Id]) -> Result<()> {
+        let files = self.backend.list(DAMAGED_DIR)?;
+        if files.is_empty() {
+            return Ok(());
+        }
+        let all = self.damage()?;
+        let written: std::collections::HashSet<&Id> = packs.iter().collect();
+        if !all.packs.iter().any(|p| written.contains(p))
+            && !all.blobs.iter().any(|(p, _)| written.contains(p))
+        {
+            return Ok(());
+        }
+        let rest = Damage {
+            packs: all
+                .packs
+                .into_iter()
+                .filter(|p| !written.contains(p))
+                .collect(),
+            blobs: all
+                .blobs
+                .into_iter()
+                .filter(|(p, _)| !written.contains(p))
+                .collect(),
+        };
+        self.record_damage(&rest)?;
+        let kept = serde_json::to_vec_pretty(&rest).expect("damage serializes");
+        let kept = format!("{DAMAGED_DIR}/{}.json", Id::hash(&kept).to_hex());
+        for obj in files {
+            if obj.name != kept {
+                self.backend.remove(&obj.name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove every damage record (after `bk repair index` wrote an index
+    /// that leaves the damaged copies out).
+    pub fn clear_damage(&self) -> Result<()> {
+        for obj in self.backend.list(DAMAGED_DIR)? {
+            self.backend.remove(&obj.name)?;
+        }
+        Ok(())
     }
 
     /// Read a pack's blob list from the pack itself.
@@ -234,6 +506,102 @@ impl Repository {
             }
         }
         Ok(out)
+    }
+
+    /// The index a backup deduplicates against: every indexed pack is
+    /// checked against the listing of `packs/` (no extra round trip per
+    /// blob) and those missing or shorter than their blobs reach are left
+    /// out, so their blobs are stored again; they are recorded as damaged
+    /// (so restores stop using them once a new copy exists). Then packs
+    /// left by an interrupted run are verified blob by blob and indexed.
+    pub fn index_for_backup(&self) -> Result<Index> {
+        let (lists, _) = self.index_files()?;
+        let mut damage = self.damage()?;
+        let listing: HashMap<Id, (String, u64)> = self
+            .backend
+            .list("packs")?
+            .into_iter()
+            .filter_map(|o| pack::pack_id_from_name(&o.name).map(|id| (id, (o.name, o.size))))
+            .collect();
+        let mut found = Damage::default();
+        let mut seen = std::collections::HashSet::new();
+        for (pack, entries) in &lists {
+            if !seen.insert(*pack) || damage.packs.contains(pack) {
+                continue;
+            }
+            let end = entries
+                .iter()
+                .map(|e| e.offset as u64 + e.length as u64)
+                .max()
+                .unwrap_or(0);
+            match listing.get(pack) {
+                None => {
+                    self.note(format!(
+                        "pack {} is missing: its blobs will be stored again",
+                        pack::pack_name(pack)
+                    ));
+                    found.packs.push(*pack);
+                }
+                Some((name, size)) if *size < end => {
+                    self.note(format!(
+                        "pack {name} is truncated ({size} bytes, its blobs reach {end}): its blobs will be stored again"
+                    ));
+                    found.packs.push(*pack);
+                }
+                Some(_) => {}
+            }
+        }
+        self.record_damage(&found)?;
+        damage.packs.extend(found.packs);
+        let mut idx = index_without(lists, &damage);
+
+        let mut recovered = Vec::new();
+        for (id, (name, size)) in &listing {
+            if idx.has_pack(id) || damage.packs.contains(id) {
+                continue;
+            }
+            match self.verify_pack(id, name, *size) {
+                Ok(entries) => recovered.push((*id, entries)),
+                Err(e) => self.note(format!(
+                    "pack {name} is in no index and cannot be reused: {e}"
+                )),
+            }
+        }
+        if !recovered.is_empty() {
+            self.write_index(&recovered)?;
+            for (id, e) in recovered {
+                idx.add_pack(id, e);
+            }
+        }
+        Ok(idx)
+    }
+
+    /// Read a whole pack and verify it: its header hashes to its name and
+    /// every blob matches its id. Returns its blob list.
+    pub fn verify_pack(&self, id: &Id, name: &str, size: u64) -> Result<Vec<BlobEntry>> {
+        let bytes = self.backend.read(name)?;
+        if bytes.len() as u64 != size {
+            return Err(Error::Corrupt {
+                name: name.to_string(),
+                reason: format!("listed with {size} bytes, read {}", bytes.len()),
+            });
+        }
+        let (hid, entries) =
+            pack::parse_header_with_id(name, size, &bytes)?.map_err(|_| Error::Corrupt {
+                name: name.to_string(),
+                reason: "header does not fit".into(),
+            })?;
+        if hid != *id {
+            return Err(Error::Corrupt {
+                name: name.to_string(),
+                reason: "its header does not match its name".into(),
+            });
+        }
+        for e in &entries {
+            let stored = &bytes[e.offset as usize..(e.offset as usize + e.length as usize)];
+            pack::open_blob(*id, e, stored)?;
+        }
+        Ok(entries)
     }
 
     /// Write an index file for these packs.
@@ -274,10 +642,10 @@ impl Repository {
             self.backend
                 .read(&name)
                 .map(Arc::new)
-                .map_err(|e| e.to_string())
+                .map_err(|e| PackReadError::from_error(&e))
         })
         .clone()
-        .map_err(|reason| Error::Corrupt { name, reason })
+        .map_err(|e| e.into_error(name))
     }
 
     /// Read and verify a blob.
@@ -295,11 +663,25 @@ impl Repository {
                 })?;
             return pack::open_blob(loc.pack, &loc.entry, stored);
         }
-        let stored = self.backend.read_range(
-            &pack::pack_name(&loc.pack),
-            loc.entry.offset as u64,
-            loc.entry.length as u64,
-        )?;
+        let stored = self
+            .backend
+            .read_range(
+                &pack::pack_name(&loc.pack),
+                loc.entry.offset as u64,
+                loc.entry.length as u64,
+            )
+            .map_err(|e| match e {
+                Error::Backend { source, .. }
+                    if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    Error::DamagedBlob {
+                        id: *id,
+                        pack: loc.pack,
+                        reason: "the pack is shorter than the index says (truncated)".into(),
+                    }
+                }
+                e => e,
+            })?;
         pack::open_blob(loc.pack, &loc.entry, &stored)
     }
 
@@ -335,31 +717,53 @@ impl Repository {
     }
 
     /// All snapshots, of one dataset or of all, sorted by dataset and id.
+    /// A file that is not a sound snapshot of its directory (a stray file, a
+    /// `… (copy).json`, an empty or truncated file, one describing another
+    /// snapshot) is skipped with a note naming it; a failure to read one is
+    /// an error.
     pub fn snapshots(&self, dataset: Option<&str>) -> Result<Vec<Snapshot>> {
+        Ok(self.snapshot_files(dataset)?.0)
+    }
+
+    /// Like [`Repository::snapshots`], also returning the files skipped and
+    /// why (for `check`, which reports them as errors).
+    pub fn snapshot_files(
+        &self,
+        dataset: Option<&str>,
+    ) -> Result<(Vec<Snapshot>, Vec<(String, String)>)> {
         let dir = match dataset {
             Some(d) => snapshot::dataset_dir(d),
             None => "snapshots".to_string(),
         };
         let mut out = Vec::new();
+        let mut bad = Vec::new();
         for obj in self.backend.list(&dir)? {
-            if !obj.name.ends_with(".json") {
+            let leaf = obj.name.rsplit('/').next().unwrap_or(&obj.name);
+            let numbered = leaf.len() == 15
+                && leaf.ends_with(".json")
+                && leaf[..10].bytes().all(|b| b.is_ascii_digit());
+            if !numbered {
+                bad.push((
+                    obj.name.clone(),
+                    "not a snapshot file name (NNNNNNNNNN.json)".to_string(),
+                ));
                 continue;
             }
             let bytes = self.backend.read(&obj.name)?;
-            let s: Snapshot = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                name: obj.name.clone(),
-                reason: e.to_string(),
-            })?;
-            if snapshot::snapshot_name(&s.dataset, s.id) != obj.name {
-                return Err(Error::Corrupt {
-                    name: obj.name.clone(),
-                    reason: format!("it describes snapshot {} of {:?}", s.id, s.dataset),
-                });
+            match serde_json::from_slice::<Snapshot>(&bytes) {
+                Ok(s) if snapshot::snapshot_name(&s.dataset, s.id) == obj.name => out.push(s),
+                Ok(s) => bad.push((
+                    obj.name.clone(),
+                    format!("it describes snapshot {} of {:?}", s.id, s.dataset),
+                )),
+                Err(e) => bad.push((obj.name.clone(), format!("not a snapshot: {e}"))),
             }
-            out.push(s);
+        }
+        for (name, why) in &bad {
+            self.note(format!("skipped {name}: {why}"));
         }
         out.sort_by(|a, b| (&a.dataset, a.id).cmp(&(&b.dataset, b.id)));
-        Ok(out)
+        Ok((out, bad))
     }
 
     /// Commit a snapshot: the atomic, never-overwriting write that makes a
@@ -373,40 +777,45 @@ impl Repository {
         )
     }
 
+    /// Rewrite a committed snapshot under its own number (`bk repair
+    /// snapshots`): the one write that replaces a snapshot file.
+    pub fn replace_snapshot(&self, snap: &Snapshot) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(snap).expect("snapshot serializes");
+        self.backend
+            .replace(&snapshot::snapshot_name(&snap.dataset, snap.id), &bytes)
+    }
+
     /// Take the exclusive lock. A lock whose owner is a dead process on this
-    /// host is cleared automatically.
+    /// machine (the same machine id and boot, not only the same host name:
+    /// cloned VMs and containers share host names) is broken, with a note.
     pub fn lock(&self, command: &str) -> Result<RepoLock> {
-        let info = LockInfo {
-            host: hostname(),
-            pid: std::process::id(),
-            command: command.to_string(),
-            time: Local::now().to_rfc3339(),
-        };
+        let info = LockInfo::new(command);
         let bytes = serde_json::to_vec(&info).expect("lock serializes");
         for _ in 0..3 {
             match self.backend.write(LOCK_NAME, &bytes, true) {
                 Ok(()) => {
                     return Ok(RepoLock {
                         backend: self.backend.clone(),
+                        token: info.token.clone(),
                         released: false,
                     });
                 }
-                Err(e) if is_already_exists(&e) => {
-                    let holder = self.lock_holder()?;
-                    match holder {
-                        None => continue,
-                        Some(h) if h.host == info.host && !pid_alive(h.pid) => {
-                            // Its owner is gone: the lock is stale.
-                            let _ = self.backend.remove(LOCK_NAME);
-                            continue;
-                        }
-                        Some(h) => {
-                            return Err(Error::Locked {
-                                holder: h.describe(),
-                            });
-                        }
+                Err(e) if is_already_exists(&e) => match self.lock_holder()? {
+                    None => continue,
+                    Some(h) if h.is_stale() => {
+                        self.note(format!(
+                            "removed a stale lock: {} is no longer running on this machine",
+                            h.describe()
+                        ));
+                        let _ = self.backend.remove(LOCK_NAME);
+                        continue;
                     }
-                }
+                    Some(h) => {
+                        return Err(Error::Locked {
+                            holder: h.describe(),
+                        });
+                    }
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -423,19 +832,36 @@ impl Repository {
                 pid: 0,
                 command: "unreadable lock file".into(),
                 time: "?".into(),
+                token: String::new(),
+                machine_id: String::new(),
+                boot_id: String::new(),
             }))),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// Remove the lock. A lock held by a running process on this machine is
+    /// only removed with `force`; one whose owner is gone, or one from
+    /// another machine (which cannot be checked from here: the caller asked
+    /// for it), is removed. Returns who held it.
+    pub fn unlock(&self, force: bool) -> Result<Option<LockInfo>> {
+        let Some(h) = self.lock_holder()? else {
+            return Ok(None);
+        };
+        if h.is_live_here() && !force {
+            return Err(Error::Invalid(format!(
+                "the lock is held by {}, which is running on this machine; stop it, or pass --force to remove its lock anyway",
+                h.describe()
+            )));
+        }
+        self.backend.remove(LOCK_NAME)?;
+        Ok(Some(h))
+    }
+
     /// Remove the lock whoever holds it. Returns who held it.
     pub fn force_unlock(&self) -> Result<Option<LockInfo>> {
-        let h = self.lock_holder()?;
-        if h.is_some() {
-            self.backend.remove(LOCK_NAME)?;
-        }
-        Ok(h)
+        self.unlock(true)
     }
 }
 
@@ -450,9 +876,32 @@ pub struct LockInfo {
     pub command: String,
     /// Since when (RFC 3339).
     pub time: String,
+    /// Random, one per lock taken: its holder releases only its own lock.
+    #[serde(default)]
+    pub token: String,
+    /// `/etc/machine-id` of the holder's machine (empty if it has none).
+    #[serde(default)]
+    pub machine_id: String,
+    /// The holder's boot (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 impl LockInfo {
+    fn new(command: &str) -> LockInfo {
+        let mut t = [0u8; 16];
+        getrandom::fill(&mut t).expect("the operating system's random source failed");
+        LockInfo {
+            host: hostname(),
+            pid: std::process::id(),
+            command: command.to_string(),
+            time: Local::now().to_rfc3339(),
+            token: hex::encode(t),
+            machine_id: machine_id(),
+            boot_id: boot_id(),
+        }
+    }
+
     /// One line for messages.
     pub fn describe(&self) -> String {
         format!(
@@ -460,29 +909,102 @@ impl LockInfo {
             self.pid, self.host, self.command, self.time
         )
     }
+
+    /// Whether the lock was taken on this machine: same host name and the
+    /// same machine id (a lock without one, from an older bk or a machine
+    /// without `/etc/machine-id`, is never taken for this machine's).
+    fn is_this_machine(&self) -> bool {
+        let here = machine_id();
+        !here.is_empty() && self.machine_id == here && self.host == hostname()
+    }
+
+    /// Whether its holder is gone for sure: it was taken on this machine,
+    /// and either in an earlier boot or by a pid that is not running.
+    fn is_stale(&self) -> bool {
+        self.is_this_machine() && (self.boot_id != boot_id() || !pid_alive(self.pid))
+    }
+
+    /// Whether its holder is running here now.
+    fn is_live_here(&self) -> bool {
+        self.is_this_machine() && !self.is_stale()
+    }
 }
 
 /// Held lock; released on drop.
 #[derive(Debug)]
 pub struct RepoLock {
     backend: Arc<dyn Backend>,
+    token: String,
     released: bool,
 }
 
 impl RepoLock {
-    /// Release now.
+    /// Release now. Only this lock is removed: if the lock file is someone
+    /// else's by now (ours was broken and another process took the lock),
+    /// it is left alone.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
-        self.backend.remove(LOCK_NAME)
+        self.remove_own()
+    }
+
+    fn remove_own(&self) -> Result<()> {
+        let current = match self.backend.read(LOCK_NAME) {
+            Ok(b) => serde_json::from_slice::<LockInfo>(&b).ok(),
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if current.is_some_and(|c| c.token == self.token) {
+            self.backend.remove(LOCK_NAME)?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
         if !self.released {
-            let _ = self.backend.remove(LOCK_NAME);
+            let _ = self.remove_own();
         }
     }
+}
+
+fn first_line_of(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// This machine's id (`/etc/machine-id`, else D-Bus's copy); empty if none.
+pub fn machine_id() -> String {
+    let id = first_line_of("/etc/machine-id");
+    if id.is_empty() {
+        first_line_of("/var/lib/dbus/machine-id")
+    } else {
+        id
+    }
+}
+
+/// The id of this boot of the machine; empty if unknown.
+fn boot_id() -> String {
+    first_line_of("/proc/sys/kernel/random/boot_id")
+}
+
+/// An index of `lists` without the packs and blobs `damage` names. A blob
+/// kept in several packs is found in a sound one.
+fn index_without(lists: Vec<(Id, Vec<BlobEntry>)>, damage: &Damage) -> Index {
+    let bad_packs: std::collections::HashSet<Id> = damage.packs.iter().copied().collect();
+    let bad_blobs: std::collections::HashSet<(Id, Id)> = damage.blobs.iter().copied().collect();
+    let mut idx = Index::default();
+    for (pack, mut entries) in lists {
+        if bad_packs.contains(&pack) {
+            continue;
+        }
+        if !bad_blobs.is_empty() {
+            entries.retain(|e| !bad_blobs.contains(&(pack, e.id)));
+        }
+        idx.add_pack(pack, entries);
+    }
+    idx
 }
 
 /// This machine's host name.
@@ -524,12 +1046,8 @@ mod tests {
         }
         l.release().unwrap();
         // A lock held by a pid that does not exist is stale.
-        let stale = LockInfo {
-            host: hostname(),
-            pid: i32::MAX as u32 - 7,
-            command: "dead".into(),
-            time: "then".into(),
-        };
+        let mut stale = LockInfo::new("dead");
+        stale.pid = i32::MAX as u32 - 7;
         repo.backend()
             .write(LOCK_NAME, &serde_json::to_vec(&stale).unwrap(), true)
             .unwrap();
@@ -642,13 +1160,10 @@ impl<'a> PackFeed<'a> {
                     .backend
                     .read(&name)
                     .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| PackReadError::from_error(&e))
             })
             .clone()
-            .map_err(|reason| Error::Corrupt {
-                name: name.clone(),
-                reason,
-            });
+            .map_err(|e| e.into_error(name.clone()));
         {
             let mut st = self.lock();
             let left = st.demand.get(&pack).copied().unwrap_or(0).saturating_sub(1);
@@ -718,6 +1233,12 @@ mod feed_tests {
         }
         fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
             self.inner.list(dir)
+        }
+        fn replace(&self, name: &str, data: &[u8]) -> Result<()> {
+            self.inner.replace(name, data)
+        }
+        fn root_is_empty(&self) -> Result<bool> {
+            self.inner.root_is_empty()
         }
         fn remove(&self, name: &str) -> Result<()> {
             self.inner.remove(name)

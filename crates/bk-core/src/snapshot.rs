@@ -226,8 +226,21 @@ pub fn check_dataset_name(name: &str) -> Result<()> {
         || name == ".."
         || name.chars().any(|c| c == '/' || c.is_control())
     {
+        return Err(Error::Invalid(if name.is_empty() {
+            "the dataset name is empty: give a name of 1–200 bytes without '/' or control characters".to_string()
+        } else {
+            format!(
+                "invalid dataset name {name:?}: use 1–200 bytes without '/' or control characters"
+            )
+        }));
+    }
+    // The directory name is the percent-encoded name: every byte other than
+    // a letter, digit, '-', '_' or '.' takes three, and file systems allow
+    // 255 bytes per name.
+    let encoded = dataset_dir(name).len() - "snapshots/".len();
+    if encoded > 255 {
         return Err(Error::Invalid(format!(
-            "invalid dataset name {name:?}: use 1–200 bytes without '/' or control characters"
+            "dataset name {name:?} is too long: stored as a directory name it takes {encoded} bytes (each byte other than a letter, digit, '-', '_' or '.' takes 3), and file systems allow 255; choose a shorter name"
         )));
     }
     Ok(())

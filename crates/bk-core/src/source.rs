@@ -110,6 +110,14 @@ pub trait Source: Send + Sync {
     fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>>;
     /// A symlink's target, verbatim.
     fn read_link(&self, path: &[u8]) -> Result<Vec<u8>>;
+    /// Leave out the directory with this device and inode wherever it
+    /// appears (the repository itself, when it lives inside the dataset).
+    /// Sources that cannot see local directories ignore it.
+    fn exclude_dir(&self, _dev: u64, _ino: u64) {}
+    /// Paths left out by [`Source::exclude_dir`] so far.
+    fn excluded(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }
 
 /// An open source file.
@@ -132,6 +140,8 @@ pub struct LocalSource {
     use_bkignore: bool,
     // One matcher per directory that has a `.bkignore`, keyed by its path.
     bkignores: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Option<Gitignore>>>,
+    /// (device, inode) of directories to leave out, and where they were met.
+    excluded_dirs: std::sync::Mutex<(Vec<(u64, u64)>, Vec<Vec<u8>>)>,
 }
 
 impl LocalSource {
@@ -152,6 +162,7 @@ impl LocalSource {
             excludes,
             use_bkignore: true,
             bkignores: Default::default(),
+            excluded_dirs: Default::default(),
         })
     }
 
@@ -216,6 +227,17 @@ impl LocalSource {
     }
 }
 
+impl LocalSource {
+    fn is_excluded_dir(&self, dir: &[u8], name: &[u8], m: &EntryMeta) -> bool {
+        let mut ex = self.excluded_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if !ex.0.contains(&(m.dev, m.inode)) {
+            return false;
+        }
+        ex.1.push(crate::tree::join(dir, name));
+        true
+    }
+}
+
 impl Source for LocalSource {
     fn describe(&self) -> String {
         fs::canonicalize(&self.root)
@@ -268,6 +290,12 @@ impl Source for LocalSource {
             if self.ignored(dir, &name, is_dir) {
                 continue;
             }
+            if let Ok(m) = &meta
+                && is_dir
+                && self.is_excluded_dir(dir, &name, m)
+            {
+                continue;
+            }
             out.push(SourceEntry { name, meta });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -293,6 +321,22 @@ impl Source for LocalSource {
             });
         }
         Ok(Box::new(f))
+    }
+
+    fn exclude_dir(&self, dev: u64, ino: u64) {
+        self.excluded_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .push((dev, ino));
+    }
+
+    fn excluded(&self) -> Vec<Vec<u8>> {
+        self.excluded_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
     fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {

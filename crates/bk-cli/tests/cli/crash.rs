@@ -134,10 +134,17 @@ fn concurrent_backup_is_refused_naming_the_holder_and_unlock_clears() {
         err.contains(&format!("pid {}", std::process::id())) && err.contains("test holder"),
         "{err}"
     );
-    // The holder is alive, so only an explicit unlock clears it.
+    // The holder is alive, so only an explicit `unlock --force` clears it.
     let o = bk()
         .arg("unlock")
         .arg("--repo")
+        .arg(&repo_path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let o = bk()
+        .args(["unlock", "--force", "--repo"])
         .arg(&repo_path)
         .output()
         .unwrap();

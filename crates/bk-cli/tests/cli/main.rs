@@ -5,6 +5,7 @@ mod common;
 mod badinput;
 mod corrupt;
 mod crash;
+mod dataloss;
 mod dedup;
 mod ftp;
 mod listing;
