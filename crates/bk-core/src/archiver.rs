@@ -920,4 +920,66 @@ mod tests {
         assert_eq!(stored, now);
         assert_eq!(stored, b"start and more and more");
     }
+
+    /// A source whose files panic when read. No real file system makes a
+    /// reader panic, so this is a stand-in for a bug in a worker (a chunker
+    /// fed sizes it cannot take, say): the backup must end with an error,
+    /// commit nothing and release the lock, not hang.
+    struct Panicking(LocalSource);
+
+    struct PanicFile;
+
+    impl Read for PanicFile {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            panic!("reader bug")
+        }
+    }
+
+    impl SourceFile for PanicFile {
+        fn meta_now(&self) -> Option<EntryMeta> {
+            None
+        }
+    }
+
+    impl Source for Panicking {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        fn root(&self) -> Result<EntryMeta> {
+            self.0.root()
+        }
+        fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+            self.0.list(dir)
+        }
+        fn open(&self, _: &[u8]) -> Result<Box<dyn SourceFile>> {
+            Ok(Box::new(PanicFile))
+        }
+        fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
+            self.0.read_link(path)
+        }
+    }
+
+    #[test]
+    fn a_worker_panic_is_an_error_not_a_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        fs::create_dir(&root).unwrap();
+        for i in 0..5 {
+            fs::write(root.join(format!("f{i}")), vec![i as u8; 10_000]).unwrap();
+        }
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = Panicking(LocalSource::new(&root, &[]).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let repo2 = repo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(backup(&repo2, &src, &BackupOptions::new("d").threads(2)));
+        });
+        let res = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the backup hung after a worker panicked");
+        let err = res.unwrap_err().to_string();
+        assert!(err.contains("reader bug"), "{err}");
+        assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
+        assert!(repo.snapshots(None).unwrap().is_empty());
+    }
 }
