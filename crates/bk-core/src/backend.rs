@@ -371,10 +371,13 @@ impl Backend for LocalBackend {
                     format!("{d}/{leaf}")
                 };
                 match ent.file_type() {
-                    Ok(ft) if ft.is_dir() => {
-                        if is_repository_dir(&rel) || rel == "packs" || rel == "snapshots" {
-                            stack.push(rel);
-                        }
+                    Ok(ft)
+                        if ft.is_dir()
+                            && (is_repository_dir(&rel)
+                                || rel == "packs"
+                                || rel == "snapshots") =>
+                    {
+                        stack.push(rel);
                     }
                     Ok(ft)
                         if ft.is_file()

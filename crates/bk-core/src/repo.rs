@@ -125,6 +125,12 @@ pub struct Repository {
     notes: Arc<Mutex<Vec<String>>>,
 }
 
+/// (pack, its blob entries) lists, as index files hold them.
+pub(crate) type PackLists = Vec<(Id, Vec<BlobEntry>)>;
+
+/// A repository file that was skipped: (name, why).
+pub type SkippedFile = (String, String);
+
 /// Damaged packs and blobs recorded in the repository: their copies are
 /// never used again (a sound copy elsewhere, or one a later backup stores,
 /// takes their place).
@@ -364,7 +370,7 @@ impl Repository {
 
     /// The decoded index files: (pack, entries) lists, and the names of the
     /// sound files.
-    pub(crate) fn index_files(&self) -> Result<(Vec<(Id, Vec<BlobEntry>)>, Vec<String>)> {
+    pub(crate) fn index_files(&self) -> Result<(PackLists, Vec<String>)> {
         let mut lists = Vec::new();
         let mut names = Vec::new();
         for obj in self.backend.list("index")? {
@@ -730,7 +736,7 @@ impl Repository {
     pub fn snapshot_files(
         &self,
         dataset: Option<&str>,
-    ) -> Result<(Vec<Snapshot>, Vec<(String, String)>)> {
+    ) -> Result<(Vec<Snapshot>, Vec<SkippedFile>)> {
         let dir = match dataset {
             Some(d) => snapshot::dataset_dir(d),
             None => "snapshots".to_string(),
@@ -991,7 +997,7 @@ fn boot_id() -> String {
 
 /// An index of `lists` without the packs and blobs `damage` names. A blob
 /// kept in several packs is found in a sound one.
-fn index_without(lists: Vec<(Id, Vec<BlobEntry>)>, damage: &Damage) -> Index {
+fn index_without(lists: PackLists, damage: &Damage) -> Index {
     let bad_packs: std::collections::HashSet<Id> = damage.packs.iter().copied().collect();
     let bad_blobs: std::collections::HashSet<(Id, Id)> = damage.blobs.iter().copied().collect();
     let mut idx = Index::default();

@@ -132,6 +132,14 @@ impl SourceFile for File {
     }
 }
 
+/// Directories to leave out, by (device, inode), and the paths where they
+/// were met.
+#[derive(Debug, Default)]
+struct ExcludedDirs {
+    ids: Vec<(u64, u64)>,
+    met: Vec<Vec<u8>>,
+}
+
 /// A local directory tree.
 #[derive(Debug)]
 pub struct LocalSource {
@@ -140,8 +148,7 @@ pub struct LocalSource {
     use_bkignore: bool,
     // One matcher per directory that has a `.bkignore`, keyed by its path.
     bkignores: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Option<Gitignore>>>,
-    /// (device, inode) of directories to leave out, and where they were met.
-    excluded_dirs: std::sync::Mutex<(Vec<(u64, u64)>, Vec<Vec<u8>>)>,
+    excluded_dirs: std::sync::Mutex<ExcludedDirs>,
 }
 
 impl LocalSource {
@@ -230,10 +237,10 @@ impl LocalSource {
 impl LocalSource {
     fn is_excluded_dir(&self, dir: &[u8], name: &[u8], m: &EntryMeta) -> bool {
         let mut ex = self.excluded_dirs.lock().unwrap_or_else(|p| p.into_inner());
-        if !ex.0.contains(&(m.dev, m.inode)) {
+        if !ex.ids.contains(&(m.dev, m.inode)) {
             return false;
         }
-        ex.1.push(crate::tree::join(dir, name));
+        ex.met.push(crate::tree::join(dir, name));
         true
     }
 }
@@ -327,7 +334,7 @@ impl Source for LocalSource {
         self.excluded_dirs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .0
+            .ids
             .push((dev, ino));
     }
 
@@ -335,7 +342,7 @@ impl Source for LocalSource {
         self.excluded_dirs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .1
+            .met
             .clone()
     }
 
