@@ -309,14 +309,13 @@ impl FtpClient {
             }
         })?;
         control.set_read_timeout(Some(io)).ok();
-        let mut stream = stream
-            .passive_stream_builder(move |a: SocketAddr| {
-                let s = TcpStream::connect_timeout(&a, ct)
-                    .map_err(suppaftp::FtpError::ConnectionError)?;
-                s.set_read_timeout(Some(io)).ok();
-                s.set_write_timeout(Some(io)).ok();
-                Ok(s)
-            });
+        let mut stream = stream.passive_stream_builder(move |a: SocketAddr| {
+            let s =
+                TcpStream::connect_timeout(&a, ct).map_err(suppaftp::FtpError::ConnectionError)?;
+            s.set_read_timeout(Some(io)).ok();
+            s.set_write_timeout(Some(io)).ok();
+            Ok(s)
+        });
         if url.scheme == Scheme::Ftps {
             let cfg = tls_config(&config.tls)?;
             stream = stream
@@ -970,7 +969,12 @@ fn check_greeting(tcp: &TcpStream, url: &FtpUrl, greet: Duration) -> Result<()> 
     let mut buf = [0u8; 64];
     let n = match tcp.peek(&mut buf) {
         Ok(n) => n,
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             return Err(no_greeting(url, greet));
         }
         Err(e) => return Err(Error::io("connecting to", &url.addr(), e)),

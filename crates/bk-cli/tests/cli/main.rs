@@ -8,5 +8,6 @@ mod crash;
 mod dedup;
 mod ftp;
 mod listing;
+mod restore_safety;
 mod roundtrip;
 mod select;
