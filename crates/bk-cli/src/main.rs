@@ -97,9 +97,16 @@ enum Command {
         /// Only this file or directory (relative to the dataset root).
         #[arg(long, value_name = "PATH")]
         path: Option<OsString>,
-        /// Restore into a non-empty directory, replacing what is there.
+        /// Restore into a non-empty directory: entries the snapshot has are
+        /// replaced, others are kept (and listed); a directory where the
+        /// snapshot has a file is kept and reported unless --delete.
         #[arg(long)]
         overwrite: bool,
+        /// Make the output an exact copy of the snapshot: like --overwrite,
+        /// and remove everything the snapshot does not have (each removed
+        /// path is listed). Local output directories only.
+        #[arg(long)]
+        delete: bool,
     },
     /// Show what was added, modified and deleted between two snapshots.
     Diff {
@@ -295,6 +302,14 @@ fn ftp_config(cli: &Cli) -> bk_core::bk_ftp::FtpConfig {
         .connections(cli.ftp_connections)
         .accept_invalid_certs(cli.ftp_insecure)
         .tls12_only(cli.ftp_tls12);
+    // Undocumented on purpose: lets the tests see a port that never greets
+    // fail without waiting the default 15 s.
+    if let Some(ms) = std::env::var("BK_FTP_GREETING_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        cfg = cfg.greeting_timeout(std::time::Duration::from_millis(ms));
+    }
     if let Some(ca) = &cli.ftp_ca {
         cfg = cfg.ca_file(ca);
     }
@@ -435,7 +450,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!(
-                    "{:<20} {:>4}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
+                    "{:<20} {:>5}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
                     "dataset",
                     "id",
                     "time",
@@ -448,10 +463,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "stored"
                 );
                 for s in &snaps {
+                    // A `!` marks a partial snapshot (footnote below).
+                    let id = if s.warnings.is_empty() {
+                        format!("{} ", s.id)
+                    } else {
+                        format!("{}!", s.id)
+                    };
                     println!(
-                        "{:<20} {:>4}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
+                        "{:<20} {:>5}  {:<19}  {:<5} {:>8} {:>10} {:>7} {:>7} {:>7} {:>10}",
                         s.dataset,
-                        s.id,
+                        id,
                         s.time
                             .with_timezone(&chrono::Local)
                             .format("%Y-%m-%d %H:%M:%S"),
@@ -464,6 +485,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         human(s.stats.stored_bytes)
                     );
                 }
+                let partial: Vec<_> = snaps.iter().filter(|s| !s.warnings.is_empty()).collect();
+                if !partial.is_empty() {
+                    println!(
+                        "! partial: {} snapshot(s) lack entries the backup could not read \
+                         (`bk snapshots --json` lists them; `bk restore` names them)",
+                        partial.len()
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -474,6 +503,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             before,
             path,
             overwrite,
+            delete,
         } => {
             let select = match (id, before) {
                 (Some(n), _) => Select::Id(*n),
@@ -481,11 +511,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, None) => Select::Latest,
             };
             let repo = open(&cli)?;
-            let mut opts = RestoreOptions::new(select).overwrite(*overwrite);
+            let mut opts = RestoreOptions::new(select)
+                .overwrite(*overwrite)
+                .delete(*delete);
             if let Some(p) = path {
                 opts = opts.path(p.as_bytes().to_vec());
             }
             let to_str = to.to_string_lossy();
+            if *delete && is_ftp(&to_str) {
+                bail!(
+                    "--delete applies to local output directories only; restore to {} with --overwrite",
+                    to_str
+                );
+            }
             let report = if is_ftp(&to_str) {
                 let url = ftp_url(&cli, &to_str)?;
                 let cfg = ftp_config(&cli);
@@ -498,28 +536,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bk_core::restore(&repo, dataset, to, &opts)?
             };
             print_notes(&repo);
-            let o = &report.outcome;
-            for e in &o.errors {
-                eprintln!("bk: error: {}: {}", e.path, e.message);
-            }
-            eprintln!(
-                "restored snapshot {} of {:?} ({}) to {}: {} files, {}",
-                report.snapshot.id,
-                report.snapshot.dataset,
-                report.snapshot.time.format("%Y-%m-%d %H:%M:%S %:z"),
-                to.display(),
-                o.files,
-                human(o.bytes)
-            );
-            if o.errors.is_empty() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "bk: {} entries could not be restored (named above)",
-                    o.errors.len()
-                );
-                Ok(ExitCode::from(EXIT_PARTIAL))
-            }
+            Ok(print_restore(&report, to))
         }
         Command::Diff {
             dataset,
@@ -565,7 +582,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let snaps = repo.snapshots(Some(dataset))?;
             let sel = id.map_or(Select::Latest, Select::Id);
             let snap = bk_core::snapshot::select(dataset, &snaps, sel)?;
-            let entries = bk_core::list_snapshot(&repo, snap, path.as_ref().map(|p| p.as_bytes()))?;
+            let (entries, unreadable) =
+                bk_core::list_snapshot_partial(&repo, snap, path.as_ref().map(|p| p.as_bytes()))?;
             print_notes(&repo);
             for e in entries {
                 let n = &e.node;
@@ -589,7 +607,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 println!("{line}");
             }
-            Ok(ExitCode::SUCCESS)
+            for u in &unreadable {
+                let dir = if u.path.is_empty() {
+                    ".".to_string()
+                } else {
+                    display_path(&u.path)
+                };
+                eprintln!(
+                    "bk: error: {dir}: directory contents not listed: {}",
+                    u.reason
+                );
+            }
+            if unreadable.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(EXIT_PARTIAL))
+            }
         }
         Command::Check { read_data } => {
             let repo = open(&cli)?;
@@ -713,6 +746,78 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Report a restore on stderr; the exit code.
+fn print_restore(report: &bk_core::RestoreReport, to: &std::path::Path) -> ExitCode {
+    let o = &report.outcome;
+    let c = &report.changes;
+    for e in &o.errors {
+        eprintln!("bk: error: {}: {}", e.path, e.message);
+    }
+    for p in &c.removed {
+        eprintln!("removed {p}");
+    }
+    if !c.replaced.is_empty() {
+        eprintln!(
+            "replaced {} existing entries: {}",
+            c.replaced.len(),
+            first_few(&c.replaced)
+        );
+    }
+    if !c.kept.is_empty() {
+        eprintln!(
+            "kept {} entries not in the snapshot (use --delete to remove them): {}",
+            c.kept.len(),
+            first_few(&c.kept)
+        );
+    }
+    if !c.leftovers.is_empty() {
+        eprintln!(
+            "removed {} temporary file(s) left by an interrupted restore",
+            c.leftovers.len()
+        );
+    }
+    let s = &report.snapshot;
+    eprintln!(
+        "restored snapshot {} of {:?} ({}) to {}: {} files, {}",
+        s.id,
+        s.dataset,
+        s.time.format("%Y-%m-%d %H:%M:%S %:z"),
+        to.display(),
+        o.files,
+        human(o.bytes)
+    );
+    if !report.not_backed_up.is_empty() {
+        eprintln!(
+            "bk: warning: snapshot {} of {:?} is partial; the backup could not read these, so they are not restored:",
+            s.id, s.dataset
+        );
+        for w in &report.not_backed_up {
+            eprintln!("bk: warning: {}: {}", w.path, w.message);
+        }
+    }
+    if !o.errors.is_empty() {
+        eprintln!(
+            "bk: {} entries could not be restored (named above)",
+            o.errors.len()
+        );
+    }
+    if report.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    }
+}
+
+/// Up to ten names, then how many more.
+fn first_few(names: &[String]) -> String {
+    const N: usize = 10;
+    let mut s = names[..names.len().min(N)].join(", ");
+    if names.len() > N {
+        s.push_str(&format!(" and {} more", names.len() - N));
+    }
+    s
 }
 
 fn mode_string(n: &bk_core::tree::Node) -> String {

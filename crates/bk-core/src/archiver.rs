@@ -370,7 +370,7 @@ impl Scanner<'_> {
                     self.files += 1;
                     let mut node = node_from(ent.name, NodeKind::File, &meta);
                     if meta.nlink > 1 {
-                        node.hardlink = Some(meta.inode);
+                        node.hardlink = Some(crate::tree::link_group(meta.dev, meta.inode));
                     }
                     let unchanged = !self.full
                         && old.is_some_and(|o| {

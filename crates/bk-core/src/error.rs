@@ -104,6 +104,14 @@ pub enum Error {
         /// The path asked for.
         path: String,
     },
+    /// A directory of a snapshot whose tree blob cannot be read or parsed.
+    #[error("cannot read directory {path:?} of the snapshot: {reason}")]
+    UnreadableDir {
+        /// The directory (relative to the dataset root; "." is the root).
+        path: String,
+        /// The repository error.
+        reason: String,
+    },
     /// A name read from the repository would escape the output directory.
     #[error(
         "refusing unsafe name {name:?} in the repository (it would write outside the output directory)"

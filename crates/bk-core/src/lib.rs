@@ -119,14 +119,38 @@ pub struct ListEntry {
     pub node: tree::Node,
 }
 
-/// List a snapshot's entries under `path` (recursively).
+/// List a snapshot's entries under `path` (recursively). A directory whose
+/// tree cannot be read is an error naming it; [`list_snapshot_partial`]
+/// lists around it instead.
 pub fn list_snapshot(
     repo: &Repository,
     snap: &Snapshot,
     path: Option<&[u8]>,
 ) -> Result<Vec<ListEntry>> {
+    let (entries, unreadable) = list_snapshot_partial(repo, snap, path)?;
+    match unreadable.into_iter().next() {
+        Some(u) => Err(Error::UnreadableDir {
+            path: if u.path.is_empty() {
+                ".".into()
+            } else {
+                tree::display_path(&u.path)
+            },
+            reason: u.reason,
+        }),
+        None => Ok(entries),
+    }
+}
+
+/// List a snapshot's entries under `path` (recursively), and the
+/// directories whose contents could not be read (listed themselves, empty).
+pub fn list_snapshot_partial(
+    repo: &Repository,
+    snap: &Snapshot,
+    path: Option<&[u8]>,
+) -> Result<(Vec<ListEntry>, Vec<restore::UnreadableDir>)> {
     let idx = repo.load_index()?;
     let plan = restore::plan(repo, &idx, snap, path)?;
+    let unreadable = plan.unreadable;
     let skip_parents = path.map_or(0, |p| {
         p.split(|&b| b == b'/')
             .filter(|c| !c.is_empty())
@@ -145,7 +169,7 @@ pub fn list_snapshot(
         })
         .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 /// Compare two snapshots of a dataset: (change, path, node) triples.

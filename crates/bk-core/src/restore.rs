@@ -1,6 +1,6 @@
 //! Restore: plan what to write, then write it through a [`Target`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -16,7 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::index::Index;
 use crate::repo::{PackFeed, Repository};
-use crate::snapshot::{Select, Snapshot, select};
+use crate::snapshot::{Select, Snapshot, Warning, select};
 use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join};
 
 /// Receives the progress of a restore, from the writer threads (so it must
@@ -44,8 +44,14 @@ pub struct RestoreOptions {
     pub select: Select,
     /// Only this path (`/`-separated, relative to the dataset root).
     pub path: Option<Vec<u8>>,
-    /// Allow a non-empty output directory; existing entries are replaced.
+    /// Allow a non-empty output directory; existing entries are replaced,
+    /// entries the snapshot does not have are kept (and reported), and a
+    /// directory where the snapshot has another kind of entry is refused.
     pub overwrite: bool,
+    /// Make the output an exact copy: like `overwrite`, and remove every
+    /// entry the snapshot does not have (reported in [`Changes::removed`]).
+    /// A target that cannot remove entries refuses it.
+    pub delete: bool,
     /// Parallel file writers (0 = default).
     pub threads: usize,
     /// Progress receiver.
@@ -58,6 +64,7 @@ impl std::fmt::Debug for RestoreOptions {
             .field("select", &self.select)
             .field("path", &self.path)
             .field("overwrite", &self.overwrite)
+            .field("delete", &self.delete)
             .field("threads", &self.threads)
             .field("progress", &self.progress.is_some())
             .finish()
@@ -70,6 +77,7 @@ impl Default for RestoreOptions {
             select: Select::Latest,
             path: None,
             overwrite: false,
+            delete: false,
             threads: 0,
             progress: None,
         }
@@ -92,6 +100,11 @@ impl RestoreOptions {
     /// Allow a non-empty output directory.
     pub fn overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
+        self
+    }
+    /// Make the output an exact copy of the snapshot (implies `overwrite`).
+    pub fn delete(mut self, yes: bool) -> Self {
+        self.delete = yes;
         self
     }
     /// Report progress to `p`.
@@ -117,6 +130,36 @@ pub struct RestoreReport {
     pub snapshot: Snapshot,
     /// What was written.
     pub outcome: Outcome,
+    /// The snapshot's warnings about what was restored (all of them, or
+    /// those at, under or above the restored path): entries the backup could
+    /// not read, so the restore lacks them although nothing failed now.
+    pub not_backed_up: Vec<Warning>,
+    /// What happened to entries that were in the output before.
+    pub changes: Changes,
+}
+
+impl RestoreReport {
+    /// Everything the snapshot has was restored, and the snapshot lacks
+    /// nothing that the backup met.
+    pub fn is_complete(&self) -> bool {
+        self.outcome.errors.is_empty() && self.not_backed_up.is_empty()
+    }
+}
+
+/// What a restore did to entries that were in the output before it
+/// (display paths relative to the output; directories end in `/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Existing entries replaced by the snapshot's.
+    pub replaced: Vec<String>,
+    /// Entries the snapshot does not have, left in place (`overwrite`).
+    pub kept: Vec<String>,
+    /// Entries removed (`delete`): not in the snapshot, or a directory where
+    /// the snapshot has a file, symlink or FIFO.
+    pub removed: Vec<String>,
+    /// Temporary files of an interrupted restore (`.bk-restore-PID-N`)
+    /// that were removed.
+    pub leftovers: Vec<String>,
 }
 
 /// What executing a plan did.
@@ -152,21 +195,55 @@ pub struct RestorePlan {
     pub specials: Vec<PlanEntry>,
     /// Total bytes of file content.
     pub bytes: u64,
+    /// Directories whose tree could not be read: they are created (empty,
+    /// with their metadata) and the restore reports them as errors.
+    pub unreadable: Vec<UnreadableDir>,
+    /// Directories created only as parents of the selected path (the root,
+    /// `""`, among them): the restore does not write all their entries.
+    pub partial_dirs: Vec<Vec<u8>>,
 }
 
-fn collect(
-    repo: &Repository,
-    idx: &Index,
-    tree: &Id,
-    prefix: &[u8],
-    plan: &mut RestorePlan,
-) -> Result<()> {
+/// A directory of the snapshot whose entries could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableDir {
+    /// Path relative to the output directory (bytes; `""` is the root).
+    pub path: Vec<u8>,
+    /// Why (the repository error).
+    pub reason: String,
+}
+
+/// A path for messages; the root is ".".
+fn shown(path: &[u8]) -> String {
+    if path.is_empty() {
+        ".".into()
+    } else {
+        display_path(path)
+    }
+}
+
+/// Add the entries of directory `prefix` (tree `tree`). A tree that cannot
+/// be read or is malformed costs only that directory's contents: it is
+/// recorded in `plan.unreadable` and the walk goes on.
+fn collect(repo: &Repository, idx: &Index, tree: &Id, prefix: &[u8], plan: &mut RestorePlan) {
+    let t = match read_checked_tree(repo, idx, tree) {
+        Ok(t) => t,
+        Err(e) => {
+            plan.unreadable.push(UnreadableDir {
+                path: prefix.to_vec(),
+                reason: e.to_string(),
+            });
+            return;
+        }
+    };
+    for n in t.nodes {
+        add_node(repo, idx, prefix, n, plan);
+    }
+}
+
+fn read_checked_tree(repo: &Repository, idx: &Index, tree: &Id) -> Result<Tree> {
     let t = repo.read_tree(idx, tree)?;
     check_tree(&t)?;
-    for n in t.nodes {
-        add_node(repo, idx, prefix, n, plan)?;
-    }
-    Ok(())
+    Ok(t)
 }
 
 fn check_tree(t: &Tree) -> Result<()> {
@@ -185,13 +262,7 @@ fn check_tree(t: &Tree) -> Result<()> {
     Ok(())
 }
 
-fn add_node(
-    repo: &Repository,
-    idx: &Index,
-    prefix: &[u8],
-    n: Node,
-    plan: &mut RestorePlan,
-) -> Result<()> {
+fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut RestorePlan) {
     let path = join(prefix, &n.name);
     match n.kind {
         NodeKind::Dir => {
@@ -201,7 +272,7 @@ fn add_node(
                 node: n,
             });
             if let Some(sub) = sub {
-                collect(repo, idx, &sub, &path, plan)?;
+                collect(repo, idx, &sub, &path, plan);
             }
         }
         NodeKind::File => {
@@ -210,10 +281,11 @@ fn add_node(
         }
         NodeKind::Symlink | NodeKind::Fifo => plan.specials.push(PlanEntry { path, node: n }),
     }
-    Ok(())
 }
 
-/// Plan the restore of `snap` (optionally one path of it).
+/// Plan the restore of `snap` (optionally one path of it). Directories
+/// whose tree cannot be read are listed in the plan's `unreadable`; only a
+/// directory on the way to `path` that cannot be read is an error.
 pub fn plan(
     repo: &Repository,
     idx: &Index,
@@ -227,20 +299,25 @@ pub fn plan(
         .filter(|c| !c.is_empty() && *c != b".")
         .collect();
     if comps.is_empty() {
-        collect(repo, idx, &snap.tree, b"", &mut plan)?;
+        collect(repo, idx, &snap.tree, b"", &mut plan);
     } else {
+        let unreadable = |dir: &[u8], e: Error| Error::UnreadableDir {
+            path: shown(dir),
+            reason: e.to_string(),
+        };
         let not_found = || Error::PathNotFound {
             dataset: snap.dataset.clone(),
             id: snap.id,
             path: display_path(path.unwrap_or(b"")),
         };
-        let mut tree = repo.read_tree(idx, &snap.tree)?;
+        let mut tree = read_checked_tree(repo, idx, &snap.tree).map_err(|e| unreadable(b"", e))?;
         let mut prefix = Vec::new();
+        plan.partial_dirs.push(Vec::new());
         for (i, c) in comps.iter().enumerate() {
             check_name(c)?;
             let node = tree.find(c).cloned().ok_or_else(not_found)?;
             if i + 1 == comps.len() {
-                add_node(repo, idx, &prefix, node, &mut plan)?;
+                add_node(repo, idx, &prefix, node, &mut plan);
                 break;
             }
             if node.kind != NodeKind::Dir {
@@ -253,8 +330,8 @@ pub fn plan(
                 path: prefix.clone(),
                 node,
             });
-            tree = repo.read_tree(idx, &sub)?;
-            check_tree(&tree)?;
+            plan.partial_dirs.push(prefix.clone());
+            tree = read_checked_tree(repo, idx, &sub).map_err(|e| unreadable(&prefix, e))?;
         }
     }
     // Read packs in order: files whose first blob sits early in a pack go first.
@@ -290,6 +367,48 @@ pub trait Target: Sync {
     fn create_special(&self, path: &[u8], node: &Node) -> io::Result<()>;
     /// Set mode, owner and mtime of an entry.
     fn set_meta(&self, path: &[u8], node: &Node) -> io::Result<()>;
+    /// Deal with the entries of the (already created) directory `dir` whose
+    /// names are not in `names`, the snapshot's entries there: keep them or,
+    /// when mirroring, remove them; either way record them for
+    /// [`Target::take_changes`]. Called before anything is written into
+    /// `dir`. The default does nothing.
+    fn sweep(&self, _dir: &[u8], _names: &HashSet<&[u8]>) -> io::Result<()> {
+        Ok(())
+    }
+    /// Whether [`Target::sweep`] removes what the snapshot does not have
+    /// ([`RestoreOptions::delete`] is refused for a target that does not).
+    fn mirrors(&self) -> bool {
+        false
+    }
+    /// What the target did to entries that were there before (drained).
+    fn take_changes(&self) -> Changes {
+        Changes::default()
+    }
+}
+
+/// Whether `name` is a temporary name of this restorer:
+/// `.bk-restore-<pid>-<n>`, both numbers digits only. Returns the pid.
+fn restore_temp_pid(name: &[u8]) -> Option<u64> {
+    let rest = name.strip_prefix(b".bk-restore-")?;
+    let dash = rest.iter().position(|&b| b == b'-')?;
+    let (pid, n) = (&rest[..dash], &rest[dash + 1..]);
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    std::str::from_utf8(pid).ok()?.parse().ok()
+}
+
+/// Whether process `pid` exists here (its temporary files are in use).
+fn pid_alive(pid: u64) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return true; // not a process id: leave the file alone
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(p, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
 /// A local output directory.
@@ -297,16 +416,27 @@ pub trait Target: Sync {
 pub struct LocalTarget {
     root: PathBuf,
     overwrite: bool,
+    delete: bool,
     counter: AtomicU64,
     is_root: bool,
+    changes: Mutex<Changes>,
 }
 
 impl LocalTarget {
     /// Prepare `root`: it must be absent or empty unless `overwrite`.
+    /// Temporary files an interrupted restore left there do not count, and
+    /// are removed (also from every existing directory the restore writes).
     pub fn new(root: &Path, overwrite: bool) -> Result<LocalTarget> {
         match fs::symlink_metadata(root) {
             Ok(m) if m.is_dir() => {
-                let nonempty = fs::read_dir(root).ctx("reading", root)?.next().is_some();
+                let mut nonempty = false;
+                for e in fs::read_dir(root).ctx("reading", root)? {
+                    let e = e.ctx("reading", root)?;
+                    if restore_temp_pid(e.file_name().as_bytes()).is_none() {
+                        nonempty = true;
+                        break;
+                    }
+                }
                 if nonempty && !overwrite {
                     return Err(Error::OutputNotEmpty(root.to_path_buf()));
                 }
@@ -322,13 +452,62 @@ impl LocalTarget {
             }
             Err(e) => return Err(e).ctx("inspecting", root),
         }
-        Ok(LocalTarget {
+        let t = LocalTarget {
             root: root.to_path_buf(),
             overwrite,
+            delete: false,
             counter: AtomicU64::new(0),
             // SAFETY: geteuid has no preconditions.
             is_root: unsafe { libc::geteuid() } == 0,
-        })
+            changes: Mutex::default(),
+        };
+        t.remove_leftovers(root);
+        Ok(t)
+    }
+
+    /// Mirror: remove what the snapshot does not have, and directories
+    /// where it has another kind of entry (implies overwriting).
+    pub fn delete(mut self, yes: bool) -> Self {
+        self.delete = yes;
+        self.overwrite |= yes;
+        self
+    }
+
+    fn changes(&self) -> std::sync::MutexGuard<'_, Changes> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `p` relative to the root, for reports.
+    fn rel(&self, p: &Path, dir: bool) -> String {
+        let mut s = shown(
+            p.strip_prefix(&self.root)
+                .unwrap_or(p)
+                .as_os_str()
+                .as_bytes(),
+        );
+        if dir {
+            s.push('/');
+        }
+        s
+    }
+
+    /// Remove the temporary files of interrupted restores from `dir`: only
+    /// names that match this restorer's pattern exactly, of processes that
+    /// are gone, and never a directory.
+    fn remove_leftovers(&self, dir: &Path) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let Some(pid) = restore_temp_pid(e.file_name().as_bytes()) else {
+                continue;
+            };
+            if pid == u64::from(std::process::id()) || pid_alive(pid) {
+                continue;
+            }
+            if e.file_type().is_ok_and(|t| !t.is_dir()) && fs::remove_file(e.path()).is_ok() {
+                let r = self.rel(&e.path(), false);
+                self.changes().leftovers.push(r);
+            }
+        }
     }
 
     fn path(&self, rel: &[u8]) -> PathBuf {
@@ -341,17 +520,44 @@ impl LocalTarget {
         p.with_file_name(format!(".bk-restore-{}-{n}", std::process::id()))
     }
 
-    /// Make room for a new entry at `p` when overwriting: anything but a
-    /// directory there is removed (a symlink is never followed).
+    /// Make room for a new entry at `p` when overwriting (a symlink is
+    /// never followed). A directory is kept for a directory; for another
+    /// kind of entry an empty one is replaced, and one with entries is
+    /// removed only when mirroring (and named), else refused. What is
+    /// replaced or removed is recorded.
     fn clear(&self, p: &Path, keep_dir: bool) -> io::Result<()> {
         if !self.overwrite {
             return Ok(());
         }
         match fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() && keep_dir => Ok(()),
-            Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-            Ok(_) if keep_dir => fs::remove_file(p),
-            Ok(_) => Ok(()), // rename() replaces it atomically
+            Ok(m) if m.is_dir() => match fs::remove_dir(p) {
+                Ok(()) => {
+                    let r = self.rel(p, true);
+                    self.changes().replaced.push(r);
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && self.delete => {
+                    fs::remove_dir_all(p)?;
+                    let r = self.rel(p, true);
+                    self.changes().removed.push(r);
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Err(io::Error::new(
+                    io::ErrorKind::DirectoryNotEmpty,
+                    "the output has a directory with entries where the snapshot has none; \
+                     kept it (pass --delete to replace it and everything in it)",
+                )),
+                Err(e) => Err(e),
+            },
+            Ok(_) => {
+                if keep_dir {
+                    fs::remove_file(p)?;
+                } // else rename() replaces it atomically
+                let r = self.rel(p, false);
+                self.changes().replaced.push(r);
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
@@ -365,6 +571,7 @@ impl Target for LocalTarget {
         match fs::create_dir(&p) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if fs::symlink_metadata(&p)?.is_dir() {
+                    self.remove_leftovers(&p);
                     Ok(())
                 } else {
                     Err(io::Error::new(
@@ -453,6 +660,59 @@ impl Target for LocalTarget {
         }
         filetime::set_symlink_file_times(&p, mtime_of(node), mtime_of(node))
     }
+
+    fn sweep(&self, dir: &[u8], names: &HashSet<&[u8]>) -> io::Result<()> {
+        if !self.overwrite {
+            return Ok(());
+        }
+        let d = self.path(dir);
+        // Only a real directory (its creation replaced a symlink).
+        if !fs::symlink_metadata(&d)?.is_dir() {
+            return Ok(());
+        }
+        let mut extra = Vec::new();
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            let name = e.file_name();
+            // Another live restore's temporary files are none of ours.
+            if names.contains(name.as_bytes()) || restore_temp_pid(name.as_bytes()).is_some() {
+                continue;
+            }
+            extra.push((e.path(), e.file_type()?.is_dir()));
+        }
+        extra.sort();
+        for (p, is_dir) in extra {
+            let r = self.rel(&p, is_dir);
+            if !self.delete {
+                self.changes().kept.push(r);
+                continue;
+            }
+            if is_dir {
+                fs::remove_dir_all(&p)?;
+            } else {
+                fs::remove_file(&p)?;
+            }
+            self.changes().removed.push(r);
+        }
+        Ok(())
+    }
+
+    fn mirrors(&self) -> bool {
+        self.delete
+    }
+
+    fn take_changes(&self) -> Changes {
+        let mut c = std::mem::take(&mut *self.changes());
+        for v in [
+            &mut c.replaced,
+            &mut c.kept,
+            &mut c.removed,
+            &mut c.leftovers,
+        ] {
+            v.sort();
+        }
+        c
+    }
 }
 
 fn mtime_of(n: &Node) -> FileTime {
@@ -467,7 +727,8 @@ pub fn restore(
     opts: &RestoreOptions,
 ) -> Result<RestoreReport> {
     restore_with(repo, dataset, opts, || {
-        LocalTarget::new(out, opts.overwrite).map(|t| Box::new(t) as Box<dyn Target>)
+        LocalTarget::new(out, opts.overwrite || opts.delete)
+            .map(|t| Box::new(t.delete(opts.delete)) as Box<dyn Target>)
     })
 }
 
@@ -491,6 +752,13 @@ pub fn restore_with(
     progress.planned(plan.files.len() as u64, plan.bytes);
     let target = make_target()?;
     let target = &*target;
+    if opts.delete && !target.mirrors() {
+        return Err(Error::Invalid(
+            "this output cannot remove entries, so it cannot be made an exact copy; \
+             restore without delete"
+                .into(),
+        ));
+    }
     let mut outcome = execute_with(repo, &idx, &plan, target, opts.threads, progress)?;
     if opts.path.is_none() {
         let root = Node {
@@ -515,10 +783,36 @@ pub fn restore_with(
             });
         }
     }
+    let not_backed_up = warnings_about(&snap.warnings, opts.path.as_deref());
     Ok(RestoreReport {
         snapshot: snap,
         outcome,
+        not_backed_up,
+        changes: target.take_changes(),
     })
+}
+
+/// The warnings that concern a restore of `path` (all without one): those
+/// at or under it, and those of a directory above it.
+fn warnings_about(warnings: &[Warning], path: Option<&[u8]>) -> Vec<Warning> {
+    let sel: Vec<&[u8]> = path
+        .unwrap_or(b"")
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if sel.is_empty() {
+        return warnings.to_vec();
+    }
+    let sel = display_path(&sel.join(&b'/'));
+    warnings
+        .iter()
+        .filter(|w| {
+            let w = w.path.trim_end_matches('/');
+            let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+            w.is_empty() || under(w, &sel) || under(&sel, w)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Carry out a plan.
@@ -547,29 +841,68 @@ pub fn execute_with(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(RestoreError {
-                path: display_path(path),
+                path: shown(path),
                 message,
             });
     };
+    for u in &plan.unreadable {
+        fail(
+            &u.path,
+            format!("directory contents not restored: {}", u.reason),
+        );
+    }
     let mut others = 0u64;
+    let mut created: HashSet<&[u8]> = HashSet::new();
+    created.insert(b"");
     for d in &plan.dirs {
         match target.create_dir(&d.path) {
-            Ok(()) => others += 1,
+            Ok(()) => {
+                others += 1;
+                created.insert(&d.path);
+            }
             Err(e) => fail(&d.path, format!("creating directory: {e}")),
         }
     }
+    // Entries of the output the snapshot does not have, in every directory
+    // whose contents the restore writes in full, before anything is written.
+    let mut names: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
+    for e in plan.dirs.iter().chain(&plan.files).chain(&plan.specials) {
+        let (dir, name) = match e.path.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&e.path[..i], &e.path[i + 1..]),
+            None => (&b""[..], &e.path[..]),
+        };
+        names.entry(dir).or_default().insert(name);
+    }
+    let skip: HashSet<&[u8]> = plan
+        .partial_dirs
+        .iter()
+        .map(Vec::as_slice)
+        .chain(plan.unreadable.iter().map(|u| u.path.as_slice()))
+        .collect();
+    let empty = HashSet::new();
+    let whole = std::iter::once(&b""[..]).filter(|_| !plan.partial_dirs.iter().any(Vec::is_empty));
+    for dir in whole.chain(plan.dirs.iter().map(|d| d.path.as_slice())) {
+        if skip.contains(dir) || !created.contains(dir) {
+            continue;
+        }
+        if let Err(e) = target.sweep(dir, names.get(dir).unwrap_or(&empty)) {
+            fail(dir, format!("sorting out entries not in the snapshot: {e}"));
+        }
+    }
     // The first name of each hard-link group gets the content, the others
-    // become links to it.
-    let mut first_of: HashMap<u64, usize> = HashMap::new();
+    // become links to it. A name is linked only to one with the same size
+    // and content: snapshots made before groups were keyed by device and
+    // inode can hold one group id for files of several file systems.
+    let mut first_of: HashMap<(u64, u64, &[Id]), usize> = HashMap::new();
     let mut links = Vec::new();
     let mut writes = Vec::new();
     let links_ok = target.supports_links();
     for (i, f) in plan.files.iter().enumerate() {
         match f.node.hardlink.filter(|_| links_ok) {
-            Some(g) => match first_of.get(&g) {
-                Some(&first) => links.push((first, i)),
-                None => {
-                    first_of.insert(g, i);
+            Some(g) => match first_of.entry((g, f.node.size, &f.node.content)) {
+                std::collections::hash_map::Entry::Occupied(first) => links.push((*first.get(), i)),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
                     writes.push(i);
                 }
             },
@@ -687,4 +1020,82 @@ pub fn read_file_content(repo: &Repository, idx: &Index, node: &Node) -> Result<
         out.extend_from_slice(&repo.read_blob(idx, id)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// Back up `files` (name, content) and plan the restore of the snapshot.
+    fn planned(dir: &Path, files: &[(&str, &str)]) -> (Repository, Index, RestorePlan) {
+        let data = dir.join("ds");
+        fs::create_dir(&data).unwrap();
+        for (name, content) in files {
+            fs::write(data.join(name), content).unwrap();
+        }
+        crate::make_backup(dir.join("repo"), &data, false).unwrap();
+        let repo = Repository::open_local(&dir.join("repo")).unwrap();
+        let idx = repo.load_index().unwrap();
+        let snap = repo.snapshots(Some("ds")).unwrap().remove(0);
+        let plan = plan(&repo, &idx, &snap, None).unwrap();
+        (repo, idx, plan)
+    }
+
+    #[test]
+    fn one_link_group_with_different_contents_is_restored_as_separate_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, idx, mut plan) = planned(
+            tmp.path(),
+            &[
+                ("a1", "first"),
+                ("a2", "first"),
+                ("b1", "second!"),
+                ("b2", "second!"),
+            ],
+        );
+        // A hand-made fault: all four share one group id, as two hard-linked
+        // pairs on two file systems with equal inode numbers did when groups
+        // were keyed by inode alone.
+        for f in &mut plan.files {
+            f.node.hardlink = Some(7);
+        }
+        let out = tmp.path().join("out");
+        let target = LocalTarget::new(&out, false).unwrap();
+        let o = execute(&repo, &idx, &plan, &target, 2).unwrap();
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        let read = |n: &str| fs::read_to_string(out.join(n)).unwrap();
+        assert_eq!(
+            [read("a1"), read("a2"), read("b1"), read("b2")],
+            ["first", "first", "second!", "second!"]
+        );
+        let ino = |n: &str| fs::metadata(out.join(n)).unwrap().ino();
+        assert_eq!(ino("a1"), ino("a2"));
+        assert_eq!(ino("b1"), ino("b2"));
+        assert_ne!(ino("a1"), ino("b1"));
+    }
+
+    #[test]
+    fn restore_temp_names_are_matched_exactly() {
+        assert_eq!(restore_temp_pid(b".bk-restore-123-4"), Some(123));
+        for other in [
+            &b".bk-restore-notes.txt"[..],
+            b".bk-restore-12-",
+            b".bk-restore--3",
+            b".bk-restore-12-3.bak",
+            b".bk-restore-1a-3",
+            b"x.bk-restore-1-3",
+            b".bk-restore-12",
+        ] {
+            assert_eq!(restore_temp_pid(other), None, "{}", display_path(other));
+        }
+    }
+
+    #[test]
+    fn link_groups_differ_across_devices() {
+        use crate::tree::link_group;
+        assert_ne!(link_group(1, 2), link_group(3, 2));
+        assert_eq!(link_group(1, 2), link_group(1, 2));
+    }
 }

@@ -42,7 +42,9 @@ pub struct Node {
     /// Inode number at backup time (change detection).
     pub inode: u64,
     /// Hard-link group: set on files with more than one link, equal for all
-    /// names of one inode within a snapshot.
+    /// names of one file within a snapshot ([`link_group`] of its device and
+    /// inode; older snapshots used the inode alone, so a restore links only
+    /// members whose size and content also match).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardlink: Option<u64>,
     /// File content: data blob ids in order.
@@ -85,6 +87,17 @@ impl Tree {
             .ok()
             .map(|i| &self.nodes[i])
     }
+}
+
+/// The hard-link group id of the file `inode` on device `dev`: inode
+/// numbers repeat across file systems, so a dataset spanning mounts keys
+/// groups by both.
+pub fn link_group(dev: u64, inode: u64) -> u64 {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&dev.to_le_bytes());
+    b[8..].copy_from_slice(&inode.to_le_bytes());
+    let h = Id::hash(&b);
+    u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes"))
 }
 
 /// Refuse names that could escape a directory when restored.

@@ -40,6 +40,10 @@ pub struct FtpConfig {
     pub connect_timeout: Duration,
     /// Timeout for every read or write on the control and data connections.
     pub io_timeout: Duration,
+    /// How long to wait for the server's greeting after connecting. A port
+    /// that accepts but never greets is not an FTP server: that failure is
+    /// permanent ([`ErrorKind::NotFtp`]), not retried.
+    pub greeting_timeout: Duration,
     /// TLS settings (used by `ftps://`).
     pub tls: TlsOptions,
     /// Parallel connections for tree transfers.
@@ -58,6 +62,7 @@ impl Default for FtpConfig {
         FtpConfig {
             connect_timeout: Duration::from_secs(15),
             io_timeout: Duration::from_secs(60),
+            greeting_timeout: Duration::from_secs(15),
             tls: TlsOptions::default(),
             connections: 4,
             retries: 5,
@@ -92,6 +97,16 @@ impl FtpConfig {
     pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
         self.connect_timeout = connect;
         self.io_timeout = io;
+        self
+    }
+    /// How long to wait for the server's greeting (default 15 s).
+    ///
+    /// ```
+    /// let cfg = bk_ftp::FtpConfig::default().greeting_timeout(std::time::Duration::from_secs(5));
+    /// assert_eq!(cfg.greeting_timeout.as_secs(), 5);
+    /// ```
+    pub fn greeting_timeout(mut self, t: Duration) -> Self {
+        self.greeting_timeout = t;
         self
     }
     /// Use PASV even when EPSV is offered.
@@ -275,17 +290,32 @@ impl FtpClient {
         let ct = config.connect_timeout;
         let tcp = TcpStream::connect_timeout(&addr, ct)
             .map_err(|e| Error::io("connecting to", &url.addr(), e))?;
-        tcp.set_read_timeout(Some(io)).ok();
         tcp.set_write_timeout(Some(io)).ok();
-        let mut stream = RustlsFtpStream::connect_with_stream(tcp)
-            .map_err(|e| connect_error(e, url))?
-            .passive_stream_builder(move |a: SocketAddr| {
-                let s = TcpStream::connect_timeout(&a, ct)
-                    .map_err(suppaftp::FtpError::ConnectionError)?;
-                s.set_read_timeout(Some(io)).ok();
-                s.set_write_timeout(Some(io)).ok();
-                Ok(s)
-            });
+        // A port that accepts and never greets (or greets in another
+        // protocol) is not an FTP server: say so at once instead of
+        // waiting io_timeout for every retry.
+        let greet = config.greeting_timeout.max(Duration::from_millis(1));
+        tcp.set_read_timeout(Some(greet)).ok();
+        check_greeting(&tcp, url, greet)?;
+        // The socket option is shared with the stream suppaftp reads from.
+        let control = tcp
+            .try_clone()
+            .map_err(|e| Error::io("connecting to", &url.addr(), e))?;
+        let stream = RustlsFtpStream::connect_with_stream(tcp).map_err(|e| {
+            if is_timeout(&e) {
+                no_greeting(url, greet)
+            } else {
+                connect_error(e, url)
+            }
+        })?;
+        control.set_read_timeout(Some(io)).ok();
+        let mut stream = stream.passive_stream_builder(move |a: SocketAddr| {
+            let s =
+                TcpStream::connect_timeout(&a, ct).map_err(suppaftp::FtpError::ConnectionError)?;
+            s.set_read_timeout(Some(io)).ok();
+            s.set_write_timeout(Some(io)).ok();
+            Ok(s)
+        });
         if url.scheme == Scheme::Ftps {
             let cfg = tls_config(&config.tls)?;
             stream = stream
@@ -931,6 +961,72 @@ fn dir_entry(name: &str) -> RemoteEntry {
     }
 }
 
+/// Peek at the first bytes the server sends: an FTP greeting starts with a
+/// three-digit reply code. Nothing within `greet` is a timeout; anything
+/// else (an SSH banner, an HTTP reply) is another protocol. Neither is
+/// retried.
+fn check_greeting(tcp: &TcpStream, url: &FtpUrl, greet: Duration) -> Result<()> {
+    let mut buf = [0u8; 64];
+    let n = match tcp.peek(&mut buf) {
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(no_greeting(url, greet));
+        }
+        Err(e) => return Err(Error::io("connecting to", &url.addr(), e)),
+    };
+    // n == 0: closed before greeting; suppaftp reports that (transient).
+    let head = &buf[..n.min(3)];
+    if head.iter().all(u8::is_ascii_digit) {
+        return Ok(());
+    }
+    let line: String = String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    Err(Error::new(
+        ErrorKind::NotFtp,
+        "connecting",
+        format!(
+            "{} answered {line:?}, which is not an FTP greeting; is this an FTP server?",
+            url.addr()
+        ),
+    ))
+}
+
+fn is_timeout(e: &suppaftp::FtpError) -> bool {
+    matches!(e, suppaftp::FtpError::ConnectionError(io)
+        if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+fn no_greeting(url: &FtpUrl, greet: Duration) -> Error {
+    Error::new(
+        ErrorKind::NotFtp,
+        "connecting",
+        format!(
+            "no FTP greeting from {} within {}; is this an FTP server?",
+            url.addr(),
+            seconds(greet)
+        ),
+    )
+}
+
+/// "15 s", "0.3 s".
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
 fn connect_error(e: suppaftp::FtpError, url: &FtpUrl) -> Error {
     let mut err = Error::ftp("connecting to", Some(&url.addr()), e);
     if err.code == Some(421) {
@@ -1064,4 +1160,96 @@ fn copy(r: &mut dyn Read, w: &mut dyn Write) -> std::result::Result<u64, CopyErr
     }
     w.flush().map_err(CopyError::Write)?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::pool::Pool;
+
+    /// A loopback port that accepts every connection, writes `banner` and
+    /// then holds the connection open without another word.
+    fn silent_port(banner: &'static [u8]) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let _ = s.write_all(banner);
+                held.push(s);
+            }
+        });
+        port
+    }
+
+    fn url(port: u16) -> FtpUrl {
+        let mut u = FtpUrl::parse(&format!("ftp://u@127.0.0.1:{port}/r")).unwrap();
+        u.set_password("pw");
+        u
+    }
+
+    #[test]
+    fn a_port_that_never_greets_fails_within_the_greeting_timeout() {
+        let port = silent_port(b"");
+        let cfg = FtpConfig::default().greeting_timeout(Duration::from_millis(300));
+        let t = Instant::now();
+        let e = FtpClient::connect(&url(port), &cfg).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(e.kind(), ErrorKind::NotFtp, "{e}");
+        assert!(!e.is_transient());
+        assert!(
+            e.to_string().contains(&format!(
+                "no FTP greeting from 127.0.0.1:{port} within 0.3 s; is this an FTP server?"
+            )),
+            "{e}"
+        );
+        assert_eq!(seconds(FtpConfig::default().greeting_timeout), "15 s");
+    }
+
+    #[test]
+    fn no_greeting_is_not_retried_by_the_pool() {
+        let port = silent_port(b"");
+        let cfg = FtpConfig::default()
+            .greeting_timeout(Duration::from_millis(200))
+            .retries(5, Duration::from_millis(10));
+        let pool = Pool::new(url(port), cfg);
+        let t = Instant::now();
+        let e = pool.run(true, |c: &mut FtpClient| c.noop()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFtp, "{e}");
+        assert_eq!(pool.connects(), 1, "the connect was retried");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn another_protocol_fails_at_once_naming_what_it_said() {
+        for banner in [
+            &b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"[..],
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let first = String::from_utf8_lossy(banner)
+                .lines()
+                .next()
+                .unwrap()
+                .to_string();
+            let port = silent_port(banner);
+            // The default 15 s timeout: the answer must not wait for it.
+            let pool = Pool::new(url(port), FtpConfig::default());
+            let t = Instant::now();
+            let e = pool.run(true, |c: &mut FtpClient| c.noop()).unwrap_err();
+            assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+            assert_eq!(e.kind(), ErrorKind::NotFtp, "{e}");
+            assert_eq!(pool.connects(), 1, "retried: {e}");
+            let msg = e.to_string();
+            assert!(msg.contains(&first), "{msg}");
+            assert!(
+                msg.contains("is not an FTP greeting; is this an FTP server?"),
+                "{msg}"
+            );
+        }
+    }
 }

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     Protocol,
     /// The target exists already (exclusive create).
     AlreadyExists,
+    /// The port answered with no FTP greeting in time, or in another
+    /// protocol: not an FTP server. Never retried.
+    NotFtp,
 }
 
 /// An FTP error: the operation, the path, and what the server said.

@@ -9,5 +9,6 @@ mod dataloss;
 mod dedup;
 mod ftp;
 mod listing;
+mod restore_safety;
 mod roundtrip;
 mod select;

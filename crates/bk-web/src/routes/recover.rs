@@ -232,7 +232,12 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
                     ("Directories and links".into(), o.others.to_string()),
                     ("Errors".into(), o.errors.len().to_string()),
                 ],
-                warnings: Vec::new(),
+                // A partial backup: what it lacks is not recovered either.
+                warnings: report
+                    .not_backed_up
+                    .iter()
+                    .map(|w| format!("{}: {}", w.path, w.message))
+                    .collect(),
                 errors: o
                     .errors
                     .iter()
