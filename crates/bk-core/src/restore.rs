@@ -298,6 +298,13 @@ pub fn plan(
         .split(|&b| b == b'/')
         .filter(|c| !c.is_empty() && *c != b".")
         .collect();
+    // The path is the user's, not the repository's: say so when it is bad.
+    if comps.iter().any(|c| *c == b".." || c.contains(&0)) {
+        return Err(Error::Invalid(format!(
+            "path {:?} is not inside the dataset: give a path relative to the dataset root, without '..'",
+            display_path(path.unwrap_or(b""))
+        )));
+    }
     if comps.is_empty() {
         collect(repo, idx, &snap.tree, b"", &mut plan);
     } else {

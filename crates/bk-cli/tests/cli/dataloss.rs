@@ -524,6 +524,20 @@ fn issue9_messages_say_what_happened() {
     assert!(err.contains("truncated"), "{err}");
     assert!(!err.contains("fill whole buffer"), "{err}");
 
+    // `--path ..` is the user's mistake, not the repository's.
+    for p in ["..", "sub/../../x"] {
+        let o = restore(
+            &repo,
+            "ds",
+            &tmp.path().join("dots"),
+            &[os("--path"), os(p)],
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("not inside the dataset"), "{err}");
+        assert!(!err.contains("repository"), "{err}");
+    }
+
     // An empty --dataset.
     let o = bk()
         .arg("backup")
