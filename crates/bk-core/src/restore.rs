@@ -223,21 +223,31 @@ fn shown(path: &[u8]) -> String {
 
 /// Add the entries of directory `prefix` (tree `tree`). A tree that cannot
 /// be read or is malformed costs only that directory's contents: it is
-/// recorded in `plan.unreadable` and the walk goes on.
-fn collect(repo: &Repository, idx: &Index, tree: &Id, prefix: &[u8], plan: &mut RestorePlan) {
+/// recorded in `plan.unreadable` and the walk goes on. A name that would
+/// escape the output is no damage but a hostile repository: that refuses
+/// the whole restore.
+fn collect(
+    repo: &Repository,
+    idx: &Index,
+    tree: &Id,
+    prefix: &[u8],
+    plan: &mut RestorePlan,
+) -> Result<()> {
     let t = match read_checked_tree(repo, idx, tree) {
         Ok(t) => t,
+        Err(e @ Error::UnsafeName { .. }) => return Err(e),
         Err(e) => {
             plan.unreadable.push(UnreadableDir {
                 path: prefix.to_vec(),
                 reason: e.to_string(),
             });
-            return;
+            return Ok(());
         }
     };
     for n in t.nodes {
-        add_node(repo, idx, prefix, n, plan);
+        add_node(repo, idx, prefix, n, plan)?;
     }
+    Ok(())
 }
 
 fn read_checked_tree(repo: &Repository, idx: &Index, tree: &Id) -> Result<Tree> {
@@ -262,7 +272,13 @@ fn check_tree(t: &Tree) -> Result<()> {
     Ok(())
 }
 
-fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut RestorePlan) {
+fn add_node(
+    repo: &Repository,
+    idx: &Index,
+    prefix: &[u8],
+    n: Node,
+    plan: &mut RestorePlan,
+) -> Result<()> {
     let path = join(prefix, &n.name);
     match n.kind {
         NodeKind::Dir => {
@@ -272,7 +288,7 @@ fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut R
                 node: n,
             });
             if let Some(sub) = sub {
-                collect(repo, idx, &sub, &path, plan);
+                collect(repo, idx, &sub, &path, plan)?;
             }
         }
         NodeKind::File => {
@@ -281,6 +297,7 @@ fn add_node(repo: &Repository, idx: &Index, prefix: &[u8], n: Node, plan: &mut R
         }
         NodeKind::Symlink | NodeKind::Fifo => plan.specials.push(PlanEntry { path, node: n }),
     }
+    Ok(())
 }
 
 /// Plan the restore of `snap` (optionally one path of it). Directories
@@ -306,11 +323,14 @@ pub fn plan(
         )));
     }
     if comps.is_empty() {
-        collect(repo, idx, &snap.tree, b"", &mut plan);
+        collect(repo, idx, &snap.tree, b"", &mut plan)?;
     } else {
-        let unreadable = |dir: &[u8], e: Error| Error::UnreadableDir {
-            path: shown(dir),
-            reason: e.to_string(),
+        let unreadable = |dir: &[u8], e: Error| match e {
+            Error::UnsafeName { .. } => e,
+            e => Error::UnreadableDir {
+                path: shown(dir),
+                reason: e.to_string(),
+            },
         };
         let not_found = || Error::PathNotFound {
             dataset: snap.dataset.clone(),
@@ -324,7 +344,7 @@ pub fn plan(
             check_name(c)?;
             let node = tree.find(c).cloned().ok_or_else(not_found)?;
             if i + 1 == comps.len() {
-                add_node(repo, idx, &prefix, node, &mut plan);
+                add_node(repo, idx, &prefix, node, &mut plan)?;
                 break;
             }
             if node.kind != NodeKind::Dir {

@@ -384,9 +384,15 @@ fn unreadable_file_is_recorded_and_exit_code_is_3() {
         .unwrap();
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(s[0]["warnings"][0]["path"], "secret");
+    // Its restore says what the snapshot lacks (issue 9 item 12).
     let out = tmp.path().join("out");
     let o = restore(&repo, "d", &out, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bk: warning: secret: not backed up"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(fs::read_to_string(out.join("readable")).unwrap(), "fine");
     assert!(!out.join("secret").exists());
 }

@@ -144,6 +144,20 @@ fn a_damaged_tree_costs_only_its_directory_and_is_named() {
     assert!(out.join("lost").is_dir());
     assert_eq!(fs::read_dir(out.join("lost")).unwrap().count(), 0);
 
+    // A path inside it cannot be found without it: a clear error naming it.
+    let o = restore(
+        &repo,
+        "ds",
+        &tmp.path().join("one"),
+        &[os("--path"), os("lost/x.bin")],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot read directory \"lost\" of the snapshot"),
+        "{err}"
+    );
+
     // ls lists around it and names it.
     let o = bk()
         .args(["ls", "ds", "--repo"])

@@ -3,5 +3,6 @@
 
 mod common;
 mod ftp;
+mod partial;
 mod roundtrip;
 mod security;
