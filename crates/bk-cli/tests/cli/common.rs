@@ -269,7 +269,9 @@ pub fn assert_subset(expected: &Manifest, actual: &Manifest, what: &str) {
             .unwrap_or_else(|| panic!("{what}: unexpected {name:?} in the restore"));
         assert!(
             e == a,
-            "{what}: {name:?} differs: expected {e:?}, got {a:?}"
+            "{what}: {name:?} differs: expected {}, got {}",
+            describe(e, a),
+            describe(a, e)
         );
     }
     let kept = restrict_links(&expected.links, |p| actual.entries.contains_key(p));
@@ -301,7 +303,9 @@ pub fn assert_no_silent_damage(
             (Kind::Dir, _) => {}
             (_, false) => assert!(
                 e == a,
-                "{what}: {name:?} was restored differently without an error naming it: expected {e:?}, got {a:?}"
+                "{what}: {name:?} was restored differently without an error naming it: expected {}, got {}",
+                describe(e, a),
+                describe(a, e)
             ),
             (_, true) => assert!(
                 e.kind == a.kind,
@@ -321,4 +325,22 @@ pub fn manifest_if_exists(dir: &Path) -> Manifest {
             links: BTreeSet::new(),
         }
     }
+}
+
+/// One entry in a line: content as its size and where it first differs
+/// from `other`'s.
+fn describe(e: &Entry, other: &Entry) -> String {
+    let kind = match (&e.kind, &other.kind) {
+        (Kind::File(b), Kind::File(o)) => match b.iter().zip(o).position(|(x, y)| x != y) {
+            Some(at) => format!("file of {} B (differs at byte {at})", b.len()),
+            None => format!("file of {} B", b.len()),
+        },
+        (Kind::File(b), _) => format!("file of {} B", b.len()),
+        (Kind::Symlink(t), _) => format!("symlink to {:?}", String::from_utf8_lossy(t)),
+        (k, _) => format!("{k:?}"),
+    };
+    format!(
+        "{kind}, mode {:o}, mtime {}.{:09}",
+        e.mode, e.mtime.0, e.mtime.1
+    )
 }
