@@ -456,8 +456,7 @@ impl<'l> World<'l> {
         if let Some(&last) = self
             .snaps
             .keys()
-            .filter(|&&i| Some(i) != new.first().copied())
-            .last()
+            .rfind(|&&i| Some(i) != new.first().copied())
         {
             self.restore_exact(
                 Some(last),
