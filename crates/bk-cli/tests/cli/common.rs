@@ -225,3 +225,122 @@ pub fn is_root() -> bool {
     // SAFETY: no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// The part of a manifest at `prefix` and below (the whole manifest for an
+/// empty prefix), with hard-link groups cut down to the members kept.
+pub fn manifest_under(m: &Manifest, prefix: &[u8]) -> Manifest {
+    let inside = |p: &[u8]| {
+        prefix.is_empty()
+            || p == prefix
+            || (p.len() > prefix.len() && p.starts_with(prefix) && p[prefix.len()] == b'/')
+    };
+    Manifest {
+        entries: m
+            .entries
+            .iter()
+            .filter(|(p, _)| inside(p))
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect(),
+        links: restrict_links(&m.links, |p| inside(p)),
+    }
+}
+
+fn restrict_links(
+    links: &BTreeSet<Vec<Vec<u8>>>,
+    keep: impl Fn(&[u8]) -> bool,
+) -> BTreeSet<Vec<Vec<u8>>> {
+    links
+        .iter()
+        .map(|g| g.iter().filter(|p| keep(p)).cloned().collect::<Vec<_>>())
+        .filter(|g| g.len() > 1)
+        .collect()
+}
+
+/// Assert that `actual` holds only entries of `expected`, each identical
+/// (kind, content or target, mode, mtime), and the hard-link groups of
+/// `expected` among the entries it kept. Entries may be missing: for a
+/// snapshot repaired without the files that could no longer be restored.
+pub fn assert_subset(expected: &Manifest, actual: &Manifest, what: &str) {
+    for (p, a) in &actual.entries {
+        let name = String::from_utf8_lossy(p);
+        let e = expected
+            .entries
+            .get(p)
+            .unwrap_or_else(|| panic!("{what}: unexpected {name:?} in the restore"));
+        assert!(
+            e == a,
+            "{what}: {name:?} differs: expected {}, got {}",
+            describe(e, a),
+            describe(a, e)
+        );
+    }
+    let kept = restrict_links(&expected.links, |p| actual.entries.contains_key(p));
+    assert_eq!(kept, actual.links, "{what}: hard-link groups");
+}
+
+/// Assert that a restore that reported errors wrote nothing wrong
+/// silently: every entry present is one of `expected` with the same kind;
+/// every file or symlink that `named` does not cover is identical in
+/// content and metadata; a named file, if present, has the right content.
+pub fn assert_no_silent_damage(
+    expected: &Manifest,
+    actual: &Manifest,
+    named: impl Fn(&[u8]) -> bool,
+    what: &str,
+) {
+    for (p, a) in &actual.entries {
+        let name = String::from_utf8_lossy(p);
+        let e = expected
+            .entries
+            .get(p)
+            .unwrap_or_else(|| panic!("{what}: unexpected {name:?} in the restore"));
+        assert_eq!(
+            std::mem::discriminant(&e.kind),
+            std::mem::discriminant(&a.kind),
+            "{what}: kind of {name:?}"
+        );
+        match (&e.kind, named(p)) {
+            (Kind::Dir, _) => {}
+            (_, false) => assert!(
+                e == a,
+                "{what}: {name:?} was restored differently without an error naming it: expected {}, got {}",
+                describe(e, a),
+                describe(a, e)
+            ),
+            (_, true) => assert!(
+                e.kind == a.kind,
+                "{what}: {name:?} is present with wrong content (its error does not excuse that)"
+            ),
+        }
+    }
+}
+
+/// The manifest of `dir`, or an empty one when it does not exist.
+pub fn manifest_if_exists(dir: &Path) -> Manifest {
+    if dir.exists() {
+        manifest(dir)
+    } else {
+        Manifest {
+            entries: BTreeMap::new(),
+            links: BTreeSet::new(),
+        }
+    }
+}
+
+/// One entry in a line: content as its size and where it first differs
+/// from `other`'s.
+fn describe(e: &Entry, other: &Entry) -> String {
+    let kind = match (&e.kind, &other.kind) {
+        (Kind::File(b), Kind::File(o)) => match b.iter().zip(o).position(|(x, y)| x != y) {
+            Some(at) => format!("file of {} B (differs at byte {at})", b.len()),
+            None => format!("file of {} B", b.len()),
+        },
+        (Kind::File(b), _) => format!("file of {} B", b.len()),
+        (Kind::Symlink(t), _) => format!("symlink to {:?}", String::from_utf8_lossy(t)),
+        (k, _) => format!("{k:?}"),
+    };
+    format!(
+        "{kind}, mode {:o}, mtime {}.{:09}",
+        e.mode, e.mtime.0, e.mtime.1
+    )
+}

@@ -10,5 +10,6 @@ mod dedup;
 mod ftp;
 mod listing;
 mod restore_safety;
+mod robust;
 mod roundtrip;
 mod select;
