@@ -95,7 +95,7 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         before: Option<String>,
         /// Only this file or directory (relative to the dataset root).
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
         path: Option<OsString>,
         /// Restore into a non-empty directory: entries the snapshot has are
         /// replaced, others are kept (and listed); a directory where the

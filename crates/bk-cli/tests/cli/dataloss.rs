@@ -538,6 +538,13 @@ fn issue9_messages_say_what_happened() {
         assert!(!err.contains("repository"), "{err}");
     }
 
+    // A --path that starts with '-' is a path, not an option.
+    fs::write(src.join("-dash"), "dash").unwrap();
+    backup(&repo, &src, &[], 0);
+    let o = restore(&repo, "ds", &tmp.path().join("dash"), &[os("--path"), os("-dash")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(fs::read(tmp.path().join("dash/-dash")).unwrap(), b"dash");
+
     // An empty --dataset.
     let o = bk()
         .arg("backup")
