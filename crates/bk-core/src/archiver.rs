@@ -422,7 +422,12 @@ impl Scanner<'_> {
                     }
                     let unchanged = self.file_unchanged(old, &meta);
                     let job = if unchanged {
-                        node.content = old.expect("checked").content.clone();
+                        let o = old.expect("checked");
+                        node.content = o.content.clone();
+                        // The ctime the content was last read at: with
+                        // --ignore-ctime a later backup without it still
+                        // sees a ctime change.
+                        (node.ctime, node.ctime_nsec) = (o.ctime, o.ctime_nsec);
                         None
                     } else {
                         self.jobs.push(Job {

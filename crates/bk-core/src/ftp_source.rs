@@ -332,21 +332,21 @@ fn apply_mode(client: &mut FtpClient, p: &str, node: &Node) -> Option<String> {
         Ok(false) => "the server does not support SITE CHMOD".to_string(),
         Err(e) => e.to_string(),
     };
-    // What the server gave it, if the listing says; else the usual default.
+    // What the server gave it, if its listing says; else the usual default.
+    let listed = client.stat(p).ok().flatten().and_then(|e| e.mode);
     let default = if node.kind == NodeKind::Dir { 0o755 } else { 0o644 };
-    let now = client
-        .stat(p)
-        .ok()
-        .flatten()
-        .and_then(|e| e.mode)
-        .unwrap_or(default);
-    let wider = now & !node.mode & 0o077;
-    (wider != 0).then(|| {
-        format!(
-            "{p} is now mode {now:o} (or the server's default), more open than its {:o}: {why}; set its mode on the server",
-            node.mode & 0o7777
-        )
-    })
+    let now = listed.unwrap_or(default);
+    let was = node.mode & 0o7777;
+    if now & !node.mode & 0o077 == 0 {
+        return None;
+    }
+    let is = match listed {
+        Some(m) => format!("is mode {m:o} on the server"),
+        None => format!("has the server's default mode (usually {default:o})"),
+    };
+    Some(format!(
+        "{p} {is}, more open than its {was:o} ({why}); set its mode on the server"
+    ))
 }
 
 fn mtime_of(n: &Node) -> SystemTime {

@@ -550,9 +550,7 @@ fn set_xattrs(t: XattrTarget<'_>, attrs: &[crate::tree::Xattr]) -> Option<io::Er
                 (XattrTarget::Fd(f), _) => {
                     libc::fsetxattr(f.as_raw_fd(), name.as_ptr(), value, a.value.len(), 0)
                 }
-                (_, Some(c)) => {
-                    libc::lsetxattr(c.as_ptr(), name.as_ptr(), value, a.value.len(), 0)
-                }
+                (_, Some(c)) => libc::lsetxattr(c.as_ptr(), name.as_ptr(), value, a.value.len(), 0),
                 _ => unreachable!("a path target has its C string"),
             }
         };

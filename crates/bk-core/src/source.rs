@@ -350,7 +350,8 @@ pub fn read_xattrs(p: &Path) -> XattrRead {
     let c = match cpath(p) {
         Ok(c) => c,
         Err(e) => {
-            out.errors.push(format!("extended attributes not read: {e}"));
+            out.errors
+                .push(format!("extended attributes not read: {e}"));
             return out;
         }
     };
@@ -361,8 +362,9 @@ pub fn read_xattrs(p: &Path) -> XattrRead {
         Ok(n) => n,
         Err(e) if xattrs_unsupported(&e) => return out,
         Err(e) => {
-            out.errors
-                .push(format!("extended attributes not backed up: listing them: {e}"));
+            out.errors.push(format!(
+                "extended attributes not backed up: listing them: {e}"
+            ));
             return out;
         }
     };

@@ -8,5 +8,6 @@ mod crash;
 mod dedup;
 mod ftp;
 mod listing;
+mod metadata;
 mod roundtrip;
 mod select;
