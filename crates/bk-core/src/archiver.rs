@@ -1005,4 +1005,51 @@ mod tests {
                 .contains("changed while it was read")
         );
     }
+
+    /// A local source whose extended attributes cannot be read. As root
+    /// every attribute is readable, so the fault is made up here.
+    struct NoXattrs(LocalSource);
+
+    impl Source for NoXattrs {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        fn root(&self) -> Result<EntryMeta> {
+            self.0.root()
+        }
+        fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+            self.0.list(dir)
+        }
+        fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>> {
+            self.0.open(path)
+        }
+        fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
+            self.0.read_link(path)
+        }
+        fn xattrs(&self, path: &[u8]) -> crate::source::XattrRead {
+            let mut r = self.0.xattrs(path);
+            if path == b"f" {
+                r.errors
+                    .push("extended attribute user.x not backed up: permission denied".into());
+            }
+            r
+        }
+    }
+
+    #[test]
+    fn an_unreadable_xattr_is_a_warning_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("f"), b"data").unwrap();
+        fs::write(root.join("g"), b"more").unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = NoXattrs(LocalSource::new(&root, &[]).unwrap());
+        let snap = backup(&repo, &src, &BackupOptions::new("d")).unwrap();
+        assert_eq!(snap.warnings.len(), 1, "{:?}", snap.warnings);
+        assert_eq!(snap.warnings[0].path, "f");
+        assert!(snap.warnings[0].message.contains("user.x"));
+        // The file itself is backed up.
+        assert_eq!(snap.stats.files, 2);
+    }
 }

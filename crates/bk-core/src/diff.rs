@@ -164,7 +164,8 @@ mod tests {
     #[test]
     fn metadata_only_changes_are_modified() {
         let base = node("f", NodeKind::File);
-        let changes: Vec<(&str, Box<dyn Fn(&mut Node)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Node)>;
+        let changes: Vec<(&str, Edit)> = vec![
             ("mode", Box::new(|n| n.mode = 0o600)),
             ("uid", Box::new(|n| n.uid = 0)),
             ("gid", Box::new(|n| n.gid = 0)),

@@ -334,7 +334,11 @@ fn apply_mode(client: &mut FtpClient, p: &str, node: &Node) -> Option<String> {
     };
     // What the server gave it, if its listing says; else the usual default.
     let listed = client.stat(p).ok().flatten().and_then(|e| e.mode);
-    let default = if node.kind == NodeKind::Dir { 0o755 } else { 0o644 };
+    let default = if node.kind == NodeKind::Dir {
+        0o755
+    } else {
+        0o644
+    };
     let now = listed.unwrap_or(default);
     let was = node.mode & 0o7777;
     if now & !node.mode & 0o077 == 0 {

@@ -802,3 +802,44 @@ pub fn read_file_content(repo: &Repository, idx: &Index, node: &Node) -> Result<
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_writer_is_byte_exact_over_odd_piece_boundaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Zeros and data in runs that straddle blocks and pieces.
+        let mut want = Vec::new();
+        for (i, len) in [5000usize, 12288, 1, 8191, 40000, 3, 20000]
+            .iter()
+            .enumerate()
+        {
+            let b = if i % 2 == 0 { 0u8 } else { 0x5a };
+            want.extend(std::iter::repeat_n(b, *len));
+        }
+        want.extend(std::iter::repeat_n(0u8, 3 * 4096 + 17));
+        for piece in [1usize, 7, 4096, 5000, want.len()] {
+            let p = tmp.path().join(format!("f{piece}"));
+            let f = fs::File::create(&p).unwrap();
+            let mut w = SparseWriter { f: &f, pos: 0 };
+            for c in want.chunks(piece) {
+                w.write(c).unwrap();
+            }
+            f.set_len(w.pos).unwrap();
+            drop(f);
+            assert!(fs::read(&p).unwrap() == want, "piece size {piece}");
+        }
+    }
+
+    #[test]
+    fn zero_check() {
+        assert!(is_zero(&[0; 4096]));
+        for i in [0, 15, 16, 4095] {
+            let mut b = [0u8; 4096];
+            b[i] = 1;
+            assert!(!is_zero(&b), "{i}");
+        }
+    }
+}
