@@ -398,6 +398,7 @@ impl Scanner<'_> {
                 EntryKind::Unsupported(_) => Vec::new(),
                 _ => self.xattrs(&path, old, &meta),
             };
+            // Every node made for this entry carries its attributes.
             let node_from = |name: Vec<u8>, kind: NodeKind, m: &EntryMeta| Node {
                 xattrs: xattrs.clone(),
                 ..node_from(name, kind, m)
