@@ -58,9 +58,13 @@ enum Command {
         /// Dataset name (default: the directory's last component).
         #[arg(long)]
         dataset: Option<String>,
-        /// Re-read and re-hash every file instead of trusting size, mtime and inode.
+        /// Re-read and re-hash every file instead of trusting size, mtime, ctime and inode.
         #[arg(long)]
         full: bool,
+        /// Trust size, mtime and inode alone, for file systems whose ctime
+        /// means nothing (a change that puts the mtime back is then missed).
+        #[arg(long)]
+        ignore_ctime: bool,
         /// Leave out paths matching this gitignore-style pattern (repeatable).
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
@@ -368,6 +372,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             path,
             dataset,
             full,
+            ignore_ctime,
             exclude,
             json,
             threads,
@@ -405,9 +410,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("cannot derive a dataset name from {path_str:?}; pass --dataset");
             }
             let repo = open_or_init(&cli)?;
+            if let Some(old) = repo.upgrade_format()? {
+                eprintln!(
+                    "note: upgraded repository {} from format {old} to {}: bk older than this one can no longer use it",
+                    repo.backend().location(),
+                    bk_core::repo::FORMAT_VERSION
+                );
+            }
             let opts = BackupOptions::new(name)
                 .full(*full)
                 .dataset_given(dataset.is_some())
+                .ignore_ctime(*ignore_ctime)
                 .threads(threads.unwrap_or_else(default_threads));
             let res = bk_core::backup(&repo, &*src, &opts);
             print_notes(&repo);

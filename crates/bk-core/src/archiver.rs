@@ -17,7 +17,7 @@ use crate::pack::{self, BlobEntry, BlobKind, Compression, PackWriter};
 use crate::repo::{Repository, hostname};
 use crate::snapshot::{RootMeta, Snapshot, Stats, Warning, check_dataset_name};
 use crate::source::{EntryKind, EntryMeta, Source};
-use crate::tree::{Node, NodeKind, Tree, display_path, join};
+use crate::tree::{Node, NodeKind, Tree, Xattr, display_path, join};
 
 /// Progress reports from a running backup. All methods have no-op defaults.
 pub trait Progress: Send + Sync {
@@ -35,8 +35,11 @@ pub trait Progress: Send + Sync {
 pub struct BackupOptions {
     /// Dataset name; required (the CLI defaults it to the path's last component).
     pub dataset: String,
-    /// Re-read every file instead of trusting size, mtime and inode.
+    /// Re-read every file instead of trusting size, mtime, ctime and inode.
     pub full: bool,
+    /// Leave ctime out of the "unchanged since the parent" test, for file
+    /// systems without a meaningful one (some FUSE and network mounts).
+    pub ignore_ctime: bool,
     /// Worker threads (0 = one per CPU).
     pub threads: usize,
     /// The user named the dataset (rather than a name derived from the
@@ -52,6 +55,7 @@ impl std::fmt::Debug for BackupOptions {
         f.debug_struct("BackupOptions")
             .field("dataset", &self.dataset)
             .field("full", &self.full)
+            .field("ignore_ctime", &self.ignore_ctime)
             .field("threads", &self.threads)
             .finish()
     }
@@ -75,6 +79,12 @@ impl BackupOptions {
     /// The dataset name was given by the user, not derived from the source.
     pub fn dataset_given(mut self, yes: bool) -> Self {
         self.dataset_given = yes;
+        self
+    }
+
+    /// Leave ctime out of the unchanged test.
+    pub fn ignore_ctime(mut self, yes: bool) -> Self {
+        self.ignore_ctime = yes;
         self
     }
 
@@ -297,6 +307,11 @@ struct Scanner<'a> {
     repo: &'a Repository,
     index: &'a Index,
     full: bool,
+    ignore_ctime: bool,
+    /// Files whose mtime is at or after this (seconds, already rounded down
+    /// to the source's mtime granularity) are read again: within one coarse
+    /// mtime unit a change after the parent's walk cannot be seen.
+    trust_before: Option<i64>,
     jobs: Vec<Job>,
     warnings: Vec<Warning>,
     files: u64,
@@ -313,6 +328,9 @@ fn node_from(name: Vec<u8>, kind: NodeKind, m: &EntryMeta) -> Node {
         mtime_nsec: m.mtime_nsec,
         size: m.size,
         inode: m.inode,
+        ctime: m.ctime,
+        ctime_nsec: m.ctime_nsec,
+        xattrs: Vec::new(),
         hardlink: None,
         content: Vec::new(),
         subtree: None,
@@ -326,6 +344,49 @@ impl Scanner<'_> {
             path: display_path(path),
             message: message.into(),
         });
+    }
+
+    /// Whether `old` (the parent's node) still describes the entry's
+    /// status: same inode and ctime (every write, chmod, chown and xattr
+    /// change moves ctime; a source without ctimes never qualifies).
+    fn status_unchanged(&self, old: &Node, meta: &EntryMeta) -> bool {
+        !self.full
+            && !self.ignore_ctime
+            && (meta.ctime != 0 || meta.ctime_nsec != 0)
+            && old.ctime == meta.ctime
+            && old.ctime_nsec == meta.ctime_nsec
+            && old.inode == meta.inode
+    }
+
+    /// The entry's extended attributes: the parent's when its status is
+    /// unchanged (no extra system call for an unchanged file), else read,
+    /// with a warning naming each one that could not be.
+    fn xattrs(&mut self, path: &[u8], old: Option<&Node>, meta: &EntryMeta) -> Vec<Xattr> {
+        if let Some(o) = old.filter(|o| self.status_unchanged(o, meta)) {
+            return o.xattrs.clone();
+        }
+        let r = self.source.xattrs(path);
+        for e in r.errors {
+            self.warn(path, e);
+        }
+        r.attrs
+    }
+
+    /// The "unchanged since the parent" test for a file.
+    fn file_unchanged(&self, old: Option<&Node>, meta: &EntryMeta) -> bool {
+        let Some(o) = old else { return false };
+        !self.full
+            && o.kind == NodeKind::File
+            && o.size == meta.size
+            && o.mtime == meta.mtime
+            && o.mtime_nsec == meta.mtime_nsec
+            && o.inode == meta.inode
+            && (self.ignore_ctime || (o.ctime == meta.ctime && o.ctime_nsec == meta.ctime_nsec))
+            && self.trust_before.is_none_or(|t| meta.mtime < t)
+            && (o.size == 0 || !o.content.is_empty())
+            // A blob lost from the repository (its pack missing, short or
+            // damaged) is read again.
+            && o.content.iter().all(|b| self.index.contains(b))
     }
 
     fn parent_tree(&self, id: Option<&Id>) -> Option<Tree> {
@@ -353,7 +414,18 @@ impl Scanner<'_> {
                     continue;
                 }
             };
-            let old = parent.and_then(|t| t.find(&ent.name));
+            let old = parent
+                .and_then(|t| t.find(&ent.name))
+                .filter(|o| kind_matches(o.kind, meta.kind));
+            let xattrs = match meta.kind {
+                EntryKind::Unsupported(_) => Vec::new(),
+                _ => self.xattrs(&path, old, &meta),
+            };
+            // Every node made for this entry carries its attributes.
+            let node_from = |name: Vec<u8>, kind: NodeKind, m: &EntryMeta| Node {
+                xattrs: xattrs.clone(),
+                ..node_from(name, kind, m)
+            };
             match meta.kind {
                 EntryKind::Dir => {
                     let old_sub = old
@@ -372,20 +444,14 @@ impl Scanner<'_> {
                     if meta.nlink > 1 {
                         node.hardlink = Some(crate::tree::link_group(meta.dev, meta.inode));
                     }
-                    let unchanged = !self.full
-                        && old.is_some_and(|o| {
-                            o.kind == NodeKind::File
-                                && o.size == meta.size
-                                && o.mtime == meta.mtime
-                                && o.mtime_nsec == meta.mtime_nsec
-                                && o.inode == meta.inode
-                                && (o.size == 0 || !o.content.is_empty())
-                                // A blob lost from the repository (its pack
-                                // missing, short or damaged) is read again.
-                                && o.content.iter().all(|b| self.index.contains(b))
-                        });
+                    let unchanged = self.file_unchanged(old, &meta);
                     let job = if unchanged {
-                        node.content = old.expect("checked").content.clone();
+                        let o = old.expect("checked");
+                        node.content = o.content.clone();
+                        // The ctime the content was last read at: with
+                        // --ignore-ctime a later backup without it still
+                        // sees a ctime change.
+                        (node.ctime, node.ctime_nsec) = (o.ctime, o.ctime_nsec);
                         None
                     } else {
                         self.jobs.push(Job {
@@ -428,8 +494,26 @@ impl Scanner<'_> {
 
 // ---------------------------------------------------------------- reading
 
+/// Whether a file is still the version it was: a rewrite of the same size
+/// whose mtime was put back still moves its ctime.
 fn same_version(a: &EntryMeta, b: &EntryMeta) -> bool {
-    a.size == b.size && a.mtime == b.mtime && a.mtime_nsec == b.mtime_nsec && a.inode == b.inode
+    a.size == b.size
+        && a.mtime == b.mtime
+        && a.mtime_nsec == b.mtime_nsec
+        && a.ctime == b.ctime
+        && a.ctime_nsec == b.ctime_nsec
+        && a.inode == b.inode
+}
+
+/// Whether a parent's node of kind `n` is the same kind of entry as `e`.
+fn kind_matches(n: NodeKind, e: EntryKind) -> bool {
+    matches!(
+        (n, e),
+        (NodeKind::File, EntryKind::File)
+            | (NodeKind::Dir, EntryKind::Dir)
+            | (NodeKind::Symlink, EntryKind::Symlink)
+            | (NodeKind::Fifo, EntryKind::Fifo)
+    )
 }
 
 fn read_file(
@@ -517,7 +601,11 @@ impl Builder<'_, '_> {
                 node.mtime = r.meta.mtime;
                 node.mtime_nsec = r.meta.mtime_nsec;
                 node.mode = r.meta.mode;
+                node.uid = r.meta.uid;
+                node.gid = r.meta.gid;
                 node.inode = r.meta.inode;
+                node.ctime = r.meta.ctime;
+                node.ctime_nsec = r.meta.ctime_nsec;
             }
             match node.kind {
                 NodeKind::File => {
@@ -546,6 +634,16 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+/// For a source with coarse mtimes: the start of the mtime unit in which
+/// the parent snapshot began. A file listed then with an mtime in that
+/// unit may have changed again within it, after the parent's walk, with
+/// the same listed size and mtime.
+fn trust_before(source: &dyn Source, parent: Option<&Snapshot>) -> Option<i64> {
+    let g = i64::from(source.mtime_granularity_secs());
+    let p = parent?;
+    (g > 0).then(|| p.time.timestamp().div_euclid(g) * g)
+}
+
 /// Back up `source` into `repo` as a new snapshot of `opts.dataset`.
 ///
 /// Returns the committed snapshot. Files that could not be read are listed
@@ -561,6 +659,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         .clone()
         .unwrap_or_else(|| Arc::new(NoProgress));
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
+    // New trees carry format-2 fields: an older bk must not read them.
+    repo.upgrade_format()?;
     repo.backend().remove_temp_files()?;
     let mut index = repo.index_for_backup()?;
 
@@ -596,6 +696,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         repo,
         index: &index,
         full: opts.full,
+        ignore_ctime: opts.ignore_ctime,
+        trust_before: trust_before(source, parent),
         jobs: Vec::new(),
         warnings: Vec::new(),
         files: 0,
@@ -825,26 +927,39 @@ mod tests {
     /// A local source whose files really change on disk while bk reads
     /// them: the first `changes` opens append to the file after the first
     /// read call (a real writer racing the backup, made deterministic).
+    /// With `same_size`, the writer instead rewrites the file in place
+    /// with as many bytes and puts its mtime back, as `rsync --inplace -a`
+    /// or `cp -p` over it would.
     struct Racing {
         inner: LocalSource,
         root: PathBuf,
         changes: usize,
+        same_size: bool,
         opened: AtomicUsize,
     }
 
     struct RacingFile {
         f: Box<dyn SourceFile>,
         path: Option<PathBuf>,
+        same_size: bool,
     }
 
     impl Read for RacingFile {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.f.read(buf)?;
             if let Some(p) = self.path.take() {
-                let mut w = OpenOptions::new().append(true).open(&p)?;
-                w.write_all(b" and more")?;
-                let t = filetime::FileTime::from_unix_time(2_000_000_000 + n as i64, 7);
-                filetime::set_file_mtime(&p, t)?;
+                if self.same_size {
+                    let before = fs::metadata(&p)?;
+                    let upper = fs::read(&p)?.to_ascii_uppercase();
+                    OpenOptions::new().write(true).open(&p)?.write_all(&upper)?;
+                    let t = filetime::FileTime::from_last_modification_time(&before);
+                    filetime::set_file_mtime(&p, t)?;
+                } else {
+                    let mut w = OpenOptions::new().append(true).open(&p)?;
+                    w.write_all(b" and more")?;
+                    let t = filetime::FileTime::from_unix_time(2_000_000_000 + n as i64, 7);
+                    filetime::set_file_mtime(&p, t)?;
+                }
             }
             Ok(n)
         }
@@ -871,7 +986,11 @@ mod tests {
             let f = self.inner.open(path)?;
             let path =
                 (n < self.changes).then(|| self.root.join(String::from_utf8_lossy(path).as_ref()));
-            Ok(Box::new(RacingFile { f, path }))
+            Ok(Box::new(RacingFile {
+                f,
+                path,
+                same_size: self.same_size,
+            }))
         }
         fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
             self.inner.read_link(path)
@@ -879,6 +998,10 @@ mod tests {
     }
 
     fn run(changes: usize) -> (Snapshot, Vec<u8>, Vec<u8>) {
+        run_with(changes, false)
+    }
+
+    fn run_with(changes: usize, same_size: bool) -> (Snapshot, Vec<u8>, Vec<u8>) {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("d");
         fs::create_dir(&root).unwrap();
@@ -888,6 +1011,7 @@ mod tests {
             inner: LocalSource::new(&root, &[]).unwrap(),
             root: root.clone(),
             changes,
+            same_size,
             opened: AtomicUsize::new(0),
         };
         let snap = backup(&repo, &src, &BackupOptions::new("d")).unwrap();
@@ -919,6 +1043,73 @@ mod tests {
         // What was stored is the second read, to its end.
         assert_eq!(stored, now);
         assert_eq!(stored, b"start and more and more");
+    }
+
+    #[test]
+    fn same_size_rewrite_with_mtime_put_back_while_read_is_reread() {
+        // Size and mtime are as before the read; only the ctime tells.
+        let (snap, stored, now) = run_with(1, true);
+        assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
+        assert_eq!(now, b"START");
+        assert_eq!(stored, now, "the torn first read must not be kept");
+    }
+
+    #[test]
+    fn same_size_rewrite_on_every_read_is_recorded_with_a_warning() {
+        let (snap, _, _) = run_with(usize::MAX, true);
+        assert_eq!(snap.warnings.len(), 1, "{:?}", snap.warnings);
+        assert!(
+            snap.warnings[0]
+                .message
+                .contains("changed while it was read")
+        );
+    }
+
+    /// A local source whose extended attributes cannot be read. As root
+    /// every attribute is readable, so the fault is made up here.
+    struct NoXattrs(LocalSource);
+
+    impl Source for NoXattrs {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        fn root(&self) -> Result<EntryMeta> {
+            self.0.root()
+        }
+        fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+            self.0.list(dir)
+        }
+        fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>> {
+            self.0.open(path)
+        }
+        fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
+            self.0.read_link(path)
+        }
+        fn xattrs(&self, path: &[u8]) -> crate::source::XattrRead {
+            let mut r = self.0.xattrs(path);
+            if path == b"f" {
+                r.errors
+                    .push("extended attribute user.x not backed up: permission denied".into());
+            }
+            r
+        }
+    }
+
+    #[test]
+    fn an_unreadable_xattr_is_a_warning_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("f"), b"data").unwrap();
+        fs::write(root.join("g"), b"more").unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = NoXattrs(LocalSource::new(&root, &[]).unwrap());
+        let snap = backup(&repo, &src, &BackupOptions::new("d")).unwrap();
+        assert_eq!(snap.warnings.len(), 1, "{:?}", snap.warnings);
+        assert_eq!(snap.warnings[0].path, "f");
+        assert!(snap.warnings[0].message.contains("user.x"));
+        // The file itself is backed up.
+        assert_eq!(snap.stats.files, 2);
     }
 
     /// A source whose files panic when read. No real file system makes a

@@ -42,6 +42,8 @@ fn meta_of(e: &RemoteEntry) -> EntryMeta {
         size: e.size,
         mtime: secs,
         mtime_nsec: nsec,
+        ctime: 0,
+        ctime_nsec: 0,
         inode: 0,
         dev: 0,
         nlink: 1,
@@ -216,6 +218,11 @@ impl Source for FtpSource {
             Error::Invalid(format!("the server does not tell where symlink {p} points"))
         })
     }
+
+    fn mtime_granularity_secs(&self) -> u32 {
+        // MLSD gives whole seconds at best (LIST minutes: see list.rs).
+        1
+    }
 }
 
 /// A restore into a directory of an FTP server: directories created, files
@@ -297,7 +304,11 @@ impl FtpTarget {
         }
         client.rename(tmp, p).map_err(ftp)?;
         let _ = client.set_mtime(p, mtime_of(node));
-        Ok(())
+        match apply_mode(&mut client, p, node) {
+            // The content is in place; retrying would not help.
+            Some(msg) => Err((Error::Invalid(msg), false)),
+            None => Ok(()),
+        }
     }
 
     fn path(&self, rel: &[u8]) -> io::Result<String> {
@@ -310,6 +321,36 @@ impl FtpTarget {
             url::join(&self.root, r)
         })
     }
+}
+
+/// Set `node`'s mode on the uploaded `p` with `SITE CHMOD`. Where the
+/// server cannot, a message (the restore error) when the file is now
+/// readable or writable by more users than it was.
+fn apply_mode(client: &mut FtpClient, p: &str, node: &Node) -> Option<String> {
+    let why = match client.chmod(p, node.mode) {
+        Ok(true) => return None,
+        Ok(false) => "the server does not support SITE CHMOD".to_string(),
+        Err(e) => e.to_string(),
+    };
+    // What the server gave it, if its listing says; else the usual default.
+    let listed = client.stat(p).ok().flatten().and_then(|e| e.mode);
+    let default = if node.kind == NodeKind::Dir {
+        0o755
+    } else {
+        0o644
+    };
+    let now = listed.unwrap_or(default);
+    let was = node.mode & 0o7777;
+    if now & !node.mode & 0o077 == 0 {
+        return None;
+    }
+    let is = match listed {
+        Some(m) => format!("is mode {m:o} on the server"),
+        None => format!("has the server's default mode (usually {default:o})"),
+    };
+    Some(format!(
+        "{p} {is}, more open than its {was:o} ({why}); set its mode on the server"
+    ))
 }
 
 fn mtime_of(n: &Node) -> SystemTime {
@@ -367,11 +408,17 @@ impl Target for FtpTarget {
 
     fn set_meta(&self, path: &[u8], node: &Node) -> io::Result<()> {
         if node.kind == NodeKind::Dir {
+            let p = self.path(path)?;
+            let wider = self
+                .pool
+                .run(true, |c: &mut FtpClient| Ok(apply_mode(c, &p, node)))
+                .map_err(|e| io::Error::other(e.to_string()))?;
             // Best effort: few servers set directory mtimes.
-            if let Ok(p) = self.path(path) {
-                let _ = self
-                    .pool
-                    .run(true, |c: &mut FtpClient| c.set_mtime(&p, mtime_of(node)));
+            let _ = self
+                .pool
+                .run(true, |c: &mut FtpClient| c.set_mtime(&p, mtime_of(node)));
+            if let Some(msg) = wider {
+                return Err(io::Error::other(msg));
             }
         }
         Ok(())

@@ -15,8 +15,11 @@ use crate::pack::{self, BlobEntry, BlobKind};
 use crate::snapshot::{self, Snapshot};
 use crate::tree::Tree;
 
-/// The newest repository format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest repository format this build reads and writes. Version 2
+/// added ctime and extended attributes to tree nodes (docs/FORMAT.md);
+/// version 1 repositories are read as they are and upgraded by the first
+/// backup into them.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Chunker parameters (bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -354,6 +357,34 @@ impl Repository {
     /// The config.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Raise an older repository's config to [`FORMAT_VERSION`] before
+    /// writing trees of the new format into it, so that an older bk refuses
+    /// the repository instead of reading new trees and silently dropping
+    /// what it does not know (extended attributes). Returns the version
+    /// found when it upgraded. The config read at open is left as it was.
+    pub fn upgrade_format(&self) -> Result<Option<u32>> {
+        if self.config.format_version >= FORMAT_VERSION {
+            return Ok(None);
+        }
+        let corrupt = |e: serde_json::Error| Error::Corrupt {
+            name: "config".into(),
+            reason: e.to_string(),
+        };
+        // Read again: another backup may have upgraded it meanwhile.
+        let mut config: Config =
+            serde_json::from_slice(&self.backend.read("config")?).map_err(corrupt)?;
+        let found = config.format_version;
+        if found >= FORMAT_VERSION {
+            return Ok(None);
+        }
+        config.format_version = FORMAT_VERSION;
+        let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
+        // The config is one of the few files ever rewritten: atomically,
+        // so a reader sees the old or the new one, never none.
+        self.backend.replace("config", &bytes)?;
+        Ok(Some(found))
     }
 
     /// Read every index file, leaving out what [`Repository::damage`]
@@ -1070,7 +1101,10 @@ mod tests {
         let text = std::fs::read_to_string(&cfg).unwrap();
         std::fs::write(
             &cfg,
-            text.replace("\"format_version\": 1", "\"format_version\": 99"),
+            text.replace(
+                &format!("\"format_version\": {FORMAT_VERSION}"),
+                "\"format_version\": 99",
+            ),
         )
         .unwrap();
         let err = Repository::open_local(dir.path()).unwrap_err();

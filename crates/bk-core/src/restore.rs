@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -614,7 +614,7 @@ impl Target for LocalTarget {
     fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()> {
         let dest = self.path(path);
         let tmp = self.temp_path(path);
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -622,12 +622,18 @@ impl Target for LocalTarget {
             .open(&tmp)
             .ctx("creating", &tmp)?;
         let res = (|| -> Result<()> {
-            let mut sink = |b: &[u8]| f.write_all(b);
-            chunks(&mut sink)?;
+            let mut w = SparseWriter { f: &f, pos: 0 };
+            chunks(&mut |b: &[u8]| w.write(b))?;
+            // The length, for a file that ends in a hole.
+            f.set_len(w.pos).ctx("writing", &tmp)?;
             if self.is_root {
                 std::os::unix::fs::fchown(&f, Some(node.uid), Some(node.gid))
                     .ctx("setting owner of", &dest)?;
             }
+            // After the owner (chown drops security.capability), before the
+            // mode: chmod then sets an ACL's mask from the mode's group bits,
+            // which is what the mask was.
+            let xattr_errors = set_xattrs(XattrTarget::Fd(&f), &node.xattrs);
             f.set_permissions(fs::Permissions::from_mode(node.mode))
                 .ctx("setting mode of", &dest)?;
             filetime::set_file_handle_times(&f, None, Some(mtime_of(node)))
@@ -636,7 +642,12 @@ impl Target for LocalTarget {
             if self.overwrite {
                 self.clear(&dest, false).ctx("replacing", &dest)?;
             }
-            fs::rename(&tmp, &dest).ctx("renaming into place", &dest)
+            fs::rename(&tmp, &dest).ctx("renaming into place", &dest)?;
+            // The content is in place; what is missing is named.
+            match xattr_errors {
+                None => Ok(()),
+                Some(e) => Err(e).ctx("restoring metadata of", &dest),
+            }
         })();
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -682,10 +693,12 @@ impl Target for LocalTarget {
         if self.is_root {
             std::os::unix::fs::lchown(&p, Some(node.uid), Some(node.gid))?;
         }
+        let xattr_errors = set_xattrs(XattrTarget::Path(&p), &node.xattrs);
         if !symlink {
             fs::set_permissions(&p, fs::Permissions::from_mode(node.mode))?;
         }
-        filetime::set_symlink_file_times(&p, mtime_of(node), mtime_of(node))
+        filetime::set_symlink_file_times(&p, mtime_of(node), mtime_of(node))?;
+        xattr_errors.map_or(Ok(()), Err)
     }
 
     fn sweep(&self, dir: &[u8], names: &HashSet<&[u8]>) -> io::Result<()> {
@@ -740,6 +753,104 @@ impl Target for LocalTarget {
         }
         c
     }
+}
+
+/// Writes a restored file, leaving holes where a whole aligned block is
+/// zeros: a sparse file comes back sparse. The scan stops at the first
+/// non-zero byte, so ordinary data costs about nothing extra.
+struct SparseWriter<'f> {
+    f: &'f fs::File,
+    /// Bytes of the file written or skipped so far.
+    pos: u64,
+}
+
+/// Holes are made in units of this (file system blocks are 4 KiB or less
+/// on the file systems that have holes).
+const HOLE_BLOCK: u64 = 4096;
+
+impl SparseWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let start = self.pos;
+        // [run, i) is data not yet written: written in one call per run.
+        let (mut run, mut i) = (0usize, 0usize);
+        while i < data.len() {
+            let off = start + i as u64;
+            let n = ((HOLE_BLOCK - off % HOLE_BLOCK) as usize).min(data.len() - i);
+            if n as u64 == HOLE_BLOCK && is_zero(&data[i..i + n]) {
+                if run < i {
+                    self.f.write_all_at(&data[run..i], start + run as u64)?;
+                }
+                run = i + n;
+            }
+            i += n;
+        }
+        if run < data.len() {
+            self.f.write_all_at(&data[run..], start + run as u64)?;
+        }
+        self.pos += data.len() as u64;
+        Ok(())
+    }
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    // Whole words first: the compiler turns this into wide compares.
+    let (words, rest) = b.split_at(b.len() / 16 * 16);
+    words
+        .chunks_exact(16)
+        .all(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")) == 0)
+        && rest.iter().all(|&x| x == 0)
+}
+
+enum XattrTarget<'a> {
+    Fd(&'a fs::File),
+    /// Not following a symlink.
+    Path(&'a Path),
+}
+
+/// Set extended attributes; `None` if all were set, else an error naming
+/// each one that was not.
+fn set_xattrs(t: XattrTarget<'_>, attrs: &[crate::tree::Xattr]) -> Option<io::Error> {
+    use std::os::fd::AsRawFd;
+    if attrs.is_empty() {
+        return None;
+    }
+    let cpath = match t {
+        XattrTarget::Path(p) => match std::ffi::CString::new(p.as_os_str().as_bytes()) {
+            Ok(c) => Some(c),
+            Err(_) => return Some(io::Error::other("NUL in path")),
+        },
+        XattrTarget::Fd(_) => None,
+    };
+    let mut failed = Vec::new();
+    for a in attrs {
+        let shown = String::from_utf8_lossy(&a.name).into_owned();
+        let Ok(name) = std::ffi::CString::new(a.name.as_slice()) else {
+            failed.push(format!("{shown} (NUL in its name)"));
+            continue;
+        };
+        let value = a.value.as_ptr().cast();
+        // SAFETY: name and the path are NUL-terminated; value is valid for
+        // its length; the descriptor is open for the call's duration.
+        let r = unsafe {
+            match (&t, &cpath) {
+                (XattrTarget::Fd(f), _) => {
+                    libc::fsetxattr(f.as_raw_fd(), name.as_ptr(), value, a.value.len(), 0)
+                }
+                (_, Some(c)) => libc::lsetxattr(c.as_ptr(), name.as_ptr(), value, a.value.len(), 0),
+                _ => unreachable!("a path target has its C string"),
+            }
+        };
+        if r != 0 {
+            failed.push(format!("{shown} ({})", io::Error::last_os_error()));
+        }
+    }
+    (!failed.is_empty()).then(|| {
+        io::Error::other(format!(
+            "extended attribute(s) not restored: {}",
+            failed.join(", ")
+        ))
+    })
 }
 
 fn mtime_of(n: &Node) -> FileTime {
@@ -798,6 +909,9 @@ pub fn restore_with(
             mtime_nsec: snap.root.mtime_nsec,
             size: 0,
             inode: 0,
+            ctime: 0,
+            ctime_nsec: 0,
+            xattrs: Vec::new(),
             hardlink: None,
             content: Vec::new(),
             subtree: None,
@@ -1124,5 +1238,41 @@ mod tests {
         use crate::tree::link_group;
         assert_ne!(link_group(1, 2), link_group(3, 2));
         assert_eq!(link_group(1, 2), link_group(1, 2));
+    }
+
+    #[test]
+    fn sparse_writer_is_byte_exact_over_odd_piece_boundaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Zeros and data in runs that straddle blocks and pieces.
+        let mut want = Vec::new();
+        for (i, len) in [5000usize, 12288, 1, 8191, 40000, 3, 20000]
+            .iter()
+            .enumerate()
+        {
+            let b = if i % 2 == 0 { 0u8 } else { 0x5a };
+            want.extend(std::iter::repeat_n(b, *len));
+        }
+        want.extend(std::iter::repeat_n(0u8, 3 * 4096 + 17));
+        for piece in [1usize, 7, 4096, 5000, want.len()] {
+            let p = tmp.path().join(format!("f{piece}"));
+            let f = fs::File::create(&p).unwrap();
+            let mut w = SparseWriter { f: &f, pos: 0 };
+            for c in want.chunks(piece) {
+                w.write(c).unwrap();
+            }
+            f.set_len(w.pos).unwrap();
+            drop(f);
+            assert!(fs::read(&p).unwrap() == want, "piece size {piece}");
+        }
+    }
+
+    #[test]
+    fn zero_check() {
+        assert!(is_zero(&[0; 4096]));
+        for i in [0, 15, 16, 4095] {
+            let mut b = [0u8; 4096];
+            b[i] = 1;
+            assert!(!is_zero(&b), "{i}");
+        }
     }
 }

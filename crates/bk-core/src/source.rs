@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::error::{Error, IoContext, Result};
+use crate::tree::Xattr;
 
 /// What a source entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,10 @@ pub struct EntryMeta {
     pub mtime: i64,
     /// Modification time (ns part).
     pub mtime_nsec: u32,
+    /// Status change time (s); 0 where the source has none (FTP).
+    pub ctime: i64,
+    /// Status change time (ns part).
+    pub ctime_nsec: u32,
     /// Inode.
     pub inode: u64,
     /// Device.
@@ -81,6 +86,8 @@ impl EntryMeta {
             size: if ft.is_file() { m.size() } else { 0 },
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec() as u32,
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec() as u32,
             inode: m.ino(),
             dev: m.dev(),
             nlink: m.nlink(),
@@ -118,6 +125,27 @@ pub trait Source: Send + Sync {
     fn excluded(&self) -> Vec<Vec<u8>> {
         Vec::new()
     }
+    /// Extended attributes of an entry (not following a symlink), and
+    /// one message per attribute (or listing) that could not be read.
+    fn xattrs(&self, _path: &[u8]) -> XattrRead {
+        XattrRead::default()
+    }
+    /// How coarse this source's mtimes are, in seconds (0: as fine as the
+    /// file system's, with a ctime). A file whose mtime falls in the same
+    /// coarse unit as the parent snapshot's start may have changed again
+    /// within it unseen, so the scanner reads it again.
+    fn mtime_granularity_secs(&self) -> u32 {
+        0
+    }
+}
+
+/// What [`Source::xattrs`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XattrRead {
+    /// The attributes read, sorted by name.
+    pub attrs: Vec<Xattr>,
+    /// What could not be read, one message each (names the attribute).
+    pub errors: Vec<String>,
 }
 
 /// An open source file.
@@ -353,6 +381,95 @@ impl Source for LocalSource {
             .as_os_str()
             .as_bytes()
             .to_vec())
+    }
+
+    fn xattrs(&self, path: &[u8]) -> XattrRead {
+        read_xattrs(&self.path(path))
+    }
+}
+
+fn cpath(p: &Path) -> std::io::Result<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("NUL in path"))
+}
+
+/// The extended attributes of `p` (a symlink itself, not its target), with
+/// `llistxattr`/`lgetxattr`. A file system without xattrs has none; every
+/// attribute that cannot be read is named in `errors`.
+pub fn read_xattrs(p: &Path) -> XattrRead {
+    let mut out = XattrRead::default();
+    let c = match cpath(p) {
+        Ok(c) => c,
+        Err(e) => {
+            out.errors
+                .push(format!("extended attributes not read: {e}"));
+            return out;
+        }
+    };
+    let names = match xattr_call(|buf, len| {
+        // SAFETY: c is NUL-terminated; buf is valid for len bytes (or null with 0).
+        unsafe { libc::llistxattr(c.as_ptr(), buf.cast(), len) }
+    }) {
+        Ok(n) => n,
+        Err(e) if xattrs_unsupported(&e) => return out,
+        Err(e) => {
+            out.errors.push(format!(
+                "extended attributes not backed up: listing them: {e}"
+            ));
+            return out;
+        }
+    };
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(cname) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        match xattr_call(|buf, len| {
+            // SAFETY: both strings are NUL-terminated; buf is valid for len bytes.
+            unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), buf.cast(), len) }
+        }) {
+            Ok(value) => out.attrs.push(Xattr {
+                name: name.to_vec(),
+                value,
+            }),
+            // Removed between the listing and the read: nothing to keep.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => out.errors.push(format!(
+                "extended attribute {} not backed up: {e}",
+                String::from_utf8_lossy(name)
+            )),
+        }
+    }
+    out.attrs.sort();
+    out
+}
+
+/// Whether an xattr call failed only because the file system (or the
+/// file type) has no extended attributes.
+pub(crate) fn xattrs_unsupported(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOTSUP)
+}
+
+/// Run a size-probing xattr call (`f(null, 0)` gives the size) until the
+/// buffer is large enough: a value may grow between the calls.
+fn xattr_call(mut f: impl FnMut(*mut u8, usize) -> libc::ssize_t) -> std::io::Result<Vec<u8>> {
+    loop {
+        let n = f(std::ptr::null_mut(), 0);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; n as usize];
+        if n == 0 {
+            return Ok(buf);
+        }
+        let m = f(buf.as_mut_ptr(), buf.len());
+        if m >= 0 {
+            buf.truncate(m as usize);
+            return Ok(buf);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(e);
+        }
     }
 }
 

@@ -41,6 +41,18 @@ pub struct Node {
     pub size: u64,
     /// Inode number at backup time (change detection).
     pub inode: u64,
+    /// Status change time, seconds since the epoch (change detection: a
+    /// rewrite whose mtime was put back still moves it). Format 2; 0 in
+    /// format-1 trees and for sources without one (FTP).
+    #[serde(default)]
+    pub ctime: i64,
+    /// Nanoseconds part of the status change time.
+    #[serde(default)]
+    pub ctime_nsec: u32,
+    /// Extended attributes (POSIX ACLs among them, as the raw
+    /// `system.posix_acl_*` values), sorted by name. Format 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
     /// Hard-link group: set on files with more than one link, equal for all
     /// names of one file within a snapshot ([`link_group`] of its device and
     /// inode; older snapshots used the inode alone, so a restore links only
@@ -56,6 +68,30 @@ pub struct Node {
     /// Symlink target, verbatim.
     #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
     pub target: Vec<u8>,
+}
+
+/// One extended attribute: name (e.g. `user.comment`) and value, as bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Xattr {
+    /// Full name with its namespace.
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    /// Value, verbatim.
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+impl Node {
+    /// Whether the metadata a restore sets (mode, owner, mtime, extended
+    /// attributes) differs; content, kind and size are compared apart.
+    pub fn meta_differs(&self, other: &Node) -> bool {
+        self.mode != other.mode
+            || self.uid != other.uid
+            || self.gid != other.gid
+            || self.mtime != other.mtime
+            || self.mtime_nsec != other.mtime_nsec
+            || self.xattrs != other.xattrs
+    }
 }
 
 /// A directory's entries.

@@ -159,6 +159,8 @@ pub struct FtpClient {
     url: FtpUrl,
     features: Features,
     set_mtime: SetMtime,
+    /// The server answered `SITE CHMOD` with "not implemented".
+    chmod_unsupported: bool,
 }
 
 impl std::fmt::Debug for FtpClient {
@@ -373,6 +375,7 @@ impl FtpClient {
             url: url.clone(),
             features,
             set_mtime,
+            chmod_unsupported: false,
         })
     }
 
@@ -567,6 +570,32 @@ impl FtpClient {
         }
         self.set_mtime = SetMtime::Unsupported;
         Ok(false)
+    }
+
+    /// Set a remote file's or directory's permission bits with
+    /// `SITE CHMOD`. Returns `Ok(false)` when the server does not implement
+    /// it (remembered for this connection, so it is asked once).
+    pub fn chmod(&mut self, path: &str, mode: u32) -> Result<bool> {
+        if self.chmod_unsupported {
+            return Ok(false);
+        }
+        let cmd = format!("SITE CHMOD {:o} {path}", mode & 0o7777);
+        match self
+            .stream
+            .custom_command(cmd, &[Status::CommandOk, Status::RequestedFileActionOk])
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = Error::ftp("setting the mode of", Some(path), e);
+                match err.code {
+                    Some(500 | 501 | 502 | 504) => {
+                        self.chmod_unsupported = true;
+                        Ok(false)
+                    }
+                    _ => Err(err),
+                }
+            }
+        }
     }
 
     /// Create one directory.

@@ -175,7 +175,7 @@ fn newer_repository_format_is_refused() {
     let text = fs::read_to_string(&cfg).unwrap();
     fs::write(
         &cfg,
-        text.replace("\"format_version\": 1", "\"format_version\": 2"),
+        text.replace("\"format_version\": 2", "\"format_version\": 3"),
     )
     .unwrap();
     let before = fs::read_dir(repo.join("snapshots/d")).unwrap().count();
@@ -186,7 +186,7 @@ fn newer_repository_format_is_refused() {
             os("--repo"),
             repo.as_os_str(),
         ],
-        "format version 2 is newer",
+        "format version 3 is newer",
     );
     fails(
         &[os("snapshots"), os("--repo"), repo.as_os_str()],
@@ -292,6 +292,9 @@ fn file_node(name: &[u8]) -> Node {
         mtime_nsec: 0,
         size: 0,
         inode: 0,
+        ctime: 0,
+        ctime_nsec: 0,
+        xattrs: vec![],
         hardlink: None,
         content: vec![],
         subtree: None,

@@ -245,6 +245,12 @@ fn pull_a_dataset_from_ftp_and_push_a_restore_back() {
     fs::write(remote_ds.join("a.txt"), "alpha").unwrap();
     fs::write(remote_ds.join("sub dir/b.bin"), random_bytes(9, 900_000)).unwrap();
     fs::write(remote_ds.join("sub dir/c.json"), "{}").unwrap();
+    // Older than the first backup's second: listed mtimes are whole
+    // seconds, and a file of the parent's second is read again.
+    for f in ["a.txt", "sub dir/b.bin", "sub dir/c.json"] {
+        let old = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+        filetime::set_file_mtime(remote_ds.join(f), old).unwrap();
+    }
     let url = format!(
         "ftp://{}@{}:{}/datasets/folder2",
         s.user(),

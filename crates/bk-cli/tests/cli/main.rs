@@ -9,6 +9,7 @@ mod dataloss;
 mod dedup;
 mod ftp;
 mod listing;
+mod metadata;
 mod restore_safety;
 mod robust;
 mod roundtrip;
