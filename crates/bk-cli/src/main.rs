@@ -410,13 +410,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("cannot derive a dataset name from {path_str:?}; pass --dataset");
             }
             let repo = open_or_init(&cli)?;
-            if let Some(old) = repo.upgrade_format()? {
-                eprintln!(
-                    "note: upgraded repository {} from format {old} to {}: bk older than this one can no longer use it",
-                    repo.backend().location(),
-                    bk_core::repo::FORMAT_VERSION
-                );
-            }
             let opts = BackupOptions::new(name)
                 .full(*full)
                 .dataset_given(dataset.is_some())

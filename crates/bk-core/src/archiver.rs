@@ -659,8 +659,6 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         .clone()
         .unwrap_or_else(|| Arc::new(NoProgress));
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
-    // New trees carry format-2 fields: an older bk must not read them.
-    repo.upgrade_format()?;
     repo.backend().remove_temp_files()?;
     let mut index = repo.index_for_backup()?;
 
@@ -675,6 +673,14 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
             "dataset {:?} was last backed up from {}, not from {described}; pass --dataset {:?} to add this one to it anyway, or --dataset NAME to start a new dataset",
             opts.dataset, p.source, opts.dataset
         )));
+    }
+    // New trees carry format-2 fields: an older bk must not read them.
+    if let Some(old) = repo.upgrade_format()? {
+        repo.note(format!(
+            "upgraded repository {} from format {old} to {}: bk older than this one can no longer use it",
+            repo.backend().location(),
+            crate::repo::FORMAT_VERSION
+        ));
     }
     let next_id = parent.map_or(0, |p| p.id + 1);
     let parent_root = parent.and_then(|p| repo.read_tree(&index, &p.tree).ok());

@@ -653,10 +653,11 @@ fn backup_into_a_format1_repository_upgrades_it_with_one_note() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("hello.txt"), b"hello from format 2\n").unwrap();
     set_xattr(&src.join("hello.txt"), "user.v", b"2").ok();
+    // The fixture was made from another directory: name the dataset.
     let o = bk()
         .arg("backup")
         .arg(&src)
-        .arg("--repo")
+        .args(["--dataset", "ds", "--repo"])
         .arg(&repo)
         .arg("--json")
         .output()
