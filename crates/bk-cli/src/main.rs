@@ -706,6 +706,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for p in &r.packs_lost {
                 eprintln!("bk: warning: nothing could be used from {p}");
             }
+            for p in &r.packs_rewritten {
+                eprintln!("{p} had lost its header: its sound blobs were copied into a new pack");
+            }
             eprintln!(
                 "rebuilt the index from {} packs: {} blobs indexed, {} blobs lost, {} old index files replaced",
                 r.packs_read, r.blobs, r.blobs_lost, r.old_index_files

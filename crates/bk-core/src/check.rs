@@ -58,10 +58,25 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     }
     let recorded = repo.damage()?;
     if !recorded.is_empty() {
+        let mut named: Vec<String> = recorded.packs.iter().map(|p| p.short()).collect();
+        named.extend(
+            recorded
+                .blobs
+                .iter()
+                .map(|(p, b)| format!("{} in {}", b.short(), p.short())),
+        );
+        let more = named.len().saturating_sub(5);
+        named.truncate(5);
         r.notes.push(format!(
-            "{} pack(s) and {} blob(s) are recorded as damaged and no longer used (`bk repair index` rebuilds the index without them)",
+            "{} pack(s) and {} blob(s) are recorded as damaged and no longer used: {}{} (`bk repair index` rebuilds the index without them)",
             recorded.packs.len(),
-            recorded.blobs.len()
+            recorded.blobs.len(),
+            named.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     r.packs = idx.packs().count();

@@ -38,6 +38,9 @@ pub struct IndexRepair {
     pub blobs_lost: usize,
     /// Index files replaced.
     pub old_index_files: usize,
+    /// Packs that had lost their header: their sound blobs were copied
+    /// into a new pack and they were removed.
+    pub packs_rewritten: Vec<String>,
 }
 
 /// Rebuild the index from the packs. Takes the lock.
@@ -56,6 +59,7 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
         ..IndexRepair::default()
     };
     let mut lists: Vec<(Id, Vec<BlobEntry>)> = Vec::new();
+    let mut rewritten: Vec<String> = Vec::new();
     for obj in repo.backend().list("packs")? {
         let Some(id) = pack::pack_id_from_name(&obj.name) else {
             continue;
@@ -66,25 +70,40 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
             Err(e) => return Err(e),
         };
         out.packs_read += 1;
-        let entries = match pack::parse_header_with_id(&obj.name, bytes.len() as u64, &bytes) {
-            Ok(Ok((hid, entries))) if hid == id => entries,
-            // No usable header: fall back on what the old index said.
-            _ => old.get(&id).cloned().unwrap_or_default(),
+        let (header_ok, entries) =
+            match pack::parse_header_with_id(&obj.name, bytes.len() as u64, &bytes) {
+                Ok(Ok((hid, entries))) if hid == id => (true, entries),
+                // No usable header: fall back on what the old index said.
+                _ => (false, old.get(&id).cloned().unwrap_or_default()),
+            };
+        let stored_of = |e: &BlobEntry| {
+            let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
+            bytes
+                .get(start..end)
+                .filter(|stored| pack::open_blob(id, e, stored).is_ok())
         };
-        let good: Vec<BlobEntry> = entries
-            .into_iter()
-            .filter(|e| {
-                let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
-                bytes
-                    .get(start..end)
-                    .is_some_and(|stored| pack::open_blob(id, e, stored).is_ok())
-            })
-            .collect();
+        let good: Vec<BlobEntry> = entries.into_iter().filter(|e| stored_of(e).is_some()).collect();
         if good.is_empty() {
             out.packs_lost.push(obj.name);
             continue;
         }
-        lists.push((id, good));
+        if header_ok {
+            lists.push((id, good));
+            continue;
+        }
+        // A pack without its header cannot be read without an index, and
+        // check would keep calling it damaged: its sound blobs move into a
+        // new pack, and it goes once the new index is written.
+        let mut w = PackWriter::default();
+        for e in &good {
+            let stored = stored_of(e).expect("verified above");
+            w.add(e.kind, e.id, e.compression, stored, e.raw_length as usize);
+        }
+        let (new_id, new_bytes, new_entries) = w.finish();
+        repo.backend()
+            .write(&pack::pack_name(&new_id), &new_bytes, false)?;
+        lists.push((new_id, new_entries));
+        rewritten.push(obj.name);
     }
     let mut have: HashSet<Id> = HashSet::new();
     for (_, entries) in &lists {
@@ -112,6 +131,10 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
             repo.backend().remove(&obj.name)?;
         }
     }
+    for name in &rewritten {
+        repo.backend().remove(name)?;
+    }
+    out.packs_rewritten = rewritten;
     repo.clear_damage()?;
     Ok(out)
 }
