@@ -82,7 +82,10 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
                 .get(start..end)
                 .filter(|stored| pack::open_blob(id, e, stored).is_ok())
         };
-        let good: Vec<BlobEntry> = entries.into_iter().filter(|e| stored_of(e).is_some()).collect();
+        let good: Vec<BlobEntry> = entries
+            .into_iter()
+            .filter(|e| stored_of(e).is_some())
+            .collect();
         if good.is_empty() {
             out.packs_lost.push(obj.name);
             continue;

@@ -390,8 +390,8 @@ fn issue9_locks_know_their_machine() {
     let here = bk_core::repo::hostname();
     let machine = bk_core::repo::machine_id();
     if machine.is_empty() {
-        println!(
-            "SKIPPED: issue9_locks_know_their_machine needs /etc/machine-id (package systemd or dbus)"
+        skipped(
+            "SKIPPED: issue9_locks_know_their_machine needs /etc/machine-id (package systemd or dbus)",
         );
         return;
     }
@@ -541,7 +541,12 @@ fn issue9_messages_say_what_happened() {
     // A --path that starts with '-' is a path, not an option.
     fs::write(src.join("-dash"), "dash").unwrap();
     backup(&repo, &src, &[], 0);
-    let o = restore(&repo, "ds", &tmp.path().join("dash"), &[os("--path"), os("-dash")]);
+    let o = restore(
+        &repo,
+        "ds",
+        &tmp.path().join("dash"),
+        &[os("--path"), os("-dash")],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(fs::read(tmp.path().join("dash/-dash")).unwrap(), b"dash");
 

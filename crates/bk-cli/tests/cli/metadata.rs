@@ -159,9 +159,9 @@ fn user_xattrs_of_files_and_directories_round_trip() {
     fs::create_dir_all(src.join("sub")).unwrap();
     fs::write(src.join("f"), b"x").unwrap();
     if let Err(e) = set_xattr(&src.join("f"), "user.comment", b"hello") {
-        println!(
+        skipped(&format!(
             "SKIPPED: user_xattrs_of_files_and_directories_round_trip needs user xattrs on the temp file system ({e})"
-        );
+        ));
         return;
     }
     set_xattr(&src.join("f"), "user.bin", b"\x00\xff\x01").unwrap();
@@ -198,8 +198,8 @@ fn user_xattrs_of_files_and_directories_round_trip() {
 #[test]
 fn trusted_xattrs_of_files_directories_and_symlinks_round_trip_as_root() {
     if !is_root() {
-        println!(
-            "SKIPPED: trusted_xattrs_of_files_directories_and_symlinks_round_trip_as_root needs root"
+        skipped(
+            "SKIPPED: trusted_xattrs_of_files_directories_and_symlinks_round_trip_as_root needs root",
         );
         return;
     }
@@ -263,9 +263,9 @@ fn acl_with_mask_round_trips_without_making_the_group_writable() {
         (ACL_OTHER, 4, NO_ID),
     ]);
     if let Err(e) = set_xattr(&f, "system.posix_acl_access", &value) {
-        println!(
+        skipped(&format!(
             "SKIPPED: acl_with_mask_round_trips_without_making_the_group_writable needs POSIX ACLs on the temp file system ({e})"
-        );
+        ));
         return;
     }
     // The mode's group bits show the mask.
@@ -321,8 +321,8 @@ fn sparse_file_restores_sparse_and_identical() {
     }
     let blocks_src = fs::metadata(&p).unwrap().blocks() * 512;
     if blocks_src > 8 << 20 {
-        println!(
-            "SKIPPED: sparse_file_restores_sparse_and_identical needs a temp file system with holes"
+        skipped(
+            "SKIPPED: sparse_file_restores_sparse_and_identical needs a temp file system with holes",
         );
         return;
     }
@@ -364,7 +364,7 @@ fn file_ending_in_a_hole_keeps_its_length() {
 #[test]
 fn xattr_the_target_refuses_is_named_and_exit_3() {
     if !is_root() {
-        println!("SKIPPED: xattr_the_target_refuses_is_named_and_exit_3 needs root");
+        skipped("SKIPPED: xattr_the_target_refuses_is_named_and_exit_3 needs root");
         return;
     }
     // A real refusal: ramfs has no extended attributes at all.
@@ -383,8 +383,8 @@ fn xattr_the_target_refuses_is_named_and_exit_3() {
         .arg(&mnt)
         .status();
     if !matches!(st, Ok(s) if s.success()) {
-        println!(
-            "SKIPPED: xattr_the_target_refuses_is_named_and_exit_3 needs mount (util-linux) and ramfs"
+        skipped(
+            "SKIPPED: xattr_the_target_refuses_is_named_and_exit_3 needs mount (util-linux) and ramfs",
         );
         return;
     }
@@ -396,8 +396,8 @@ fn xattr_the_target_refuses_is_named_and_exit_3() {
     }
     let _u = Unmount(&mnt);
     if set_xattr(&mnt, "trusted.probe", b"1").is_ok() {
-        println!(
-            "SKIPPED: xattr_the_target_refuses_is_named_and_exit_3 needs a file system without trusted xattrs (ramfs has them here)"
+        skipped(
+            "SKIPPED: xattr_the_target_refuses_is_named_and_exit_3 needs a file system without trusted xattrs (ramfs has them here)",
         );
         return;
     }

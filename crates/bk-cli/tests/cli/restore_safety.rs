@@ -46,13 +46,13 @@ impl Drop for Tmpfs {
 #[test]
 fn hard_links_on_two_file_systems_with_the_same_inode_numbers_keep_their_content() {
     if !is_root() {
-        println!("SKIPPED: hard_links_on_two_file_systems needs mount (root)");
+        skipped("SKIPPED: hard_links_on_two_file_systems needs mount (root)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("ds");
     let Some(m1) = Tmpfs::mount(&src.join("m1")) else {
-        println!("SKIPPED: hard_links_on_two_file_systems needs mount (root)");
+        skipped("SKIPPED: hard_links_on_two_file_systems needs mount (root)");
         return;
     };
     let m2 = Tmpfs::mount(&src.join("m2")).expect("second tmpfs");
