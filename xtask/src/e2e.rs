@@ -994,8 +994,12 @@ fn symlink_probe(
     let (name, target) = ("latest.pt", "checkpoints/model_epoch_003.pt");
     std::os::unix::fs::symlink(target, srv_ds.join(name))?;
     ctx.server.hand_over()?;
+    // The earlier backups went through proxies on other ports: the same
+    // dataset from another address needs naming it (issue 9 item 16).
     let b = ctx.bk("s2-backup-symlink", |c| {
-        c.args(["backup", src, "--repo"]).arg(repo).arg("--json");
+        c.args(["backup", src, "--repo"])
+            .arg(repo)
+            .args(["--dataset", DATASET, "--json"]);
     })?;
     let warning = b
         .stderr

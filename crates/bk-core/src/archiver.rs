@@ -242,6 +242,11 @@ impl Shared<'_> {
     }
 }
 
+/// The warning of a file that kept changing while it was read: what was
+/// read last is stored (so a restore reproduces it; it is not missing).
+pub(crate) const CHANGED_WHILE_READ: &str =
+    "file changed while it was read; stored the content read last";
+
 /// Closes both packers when dropped.
 struct ClosePackers<'s, 'a>(&'s Shared<'a>);
 
@@ -552,9 +557,7 @@ fn read_file(
             None => size == meta.size,
         };
         if stable || attempt == 1 {
-            let warning = (!stable).then(|| {
-                "file changed while it was read; stored the content read last".to_string()
-            });
+            let warning = (!stable).then(|| CHANGED_WHILE_READ.to_string());
             let mut m = now.unwrap_or(meta);
             m.size = size;
             return Ok((

@@ -936,6 +936,13 @@ pub fn restore_with(
 /// The warnings that concern a restore of `path` (all without one): those
 /// at or under it, and those of a directory above it.
 fn warnings_about(warnings: &[Warning], path: Option<&[u8]>) -> Vec<Warning> {
+    // A file that changed while it was read was stored all the same.
+    let warnings: Vec<Warning> = warnings
+        .iter()
+        .filter(|w| w.message != crate::archiver::CHANGED_WHILE_READ)
+        .cloned()
+        .collect();
+    let warnings = &warnings[..];
     let sel: Vec<&[u8]> = path
         .unwrap_or(b"")
         .split(|&b| b == b'/')
