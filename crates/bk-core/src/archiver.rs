@@ -663,7 +663,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         .unwrap_or_else(|| Arc::new(NoProgress));
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
     repo.backend().remove_temp_files()?;
-    let mut index = repo.index_for_backup()?;
+    let (mut index, damage) = repo.index_for_backup()?;
 
     let snaps = repo.snapshots(Some(&opts.dataset))?;
     let parent = snaps.iter().max_by_key(|s| s.id);
@@ -861,7 +861,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     stats.blobs_stored = shared.blobs_stored.load(Ordering::Relaxed);
     drop(shared);
     let ids: Vec<Id> = written.iter().map(|(id, _)| *id).collect();
-    repo.clear_damage_of(&ids)?;
+    repo.clear_damage_of(&damage, &ids)?;
     repo.write_index(&written)?;
     for (id, e) in written {
         index.add_pack(id, e);

@@ -466,16 +466,22 @@ impl Repository {
     /// records say of them. The records are merged into one new file
     /// first, then the old ones removed; a crash in between leaves the old
     /// claims, which only costs storing those blobs once more.
-    pub fn clear_damage_of(&self, packs: &[Id]) -> Result<()> {
-        let files = self.backend.list(DAMAGED_DIR)?;
-        if files.is_empty() {
+    ///
+    /// `known` is the damage read under the same lock (by
+    /// [`Repository::index_for_backup`]): when it says nothing of these
+    /// packs, nothing is read or written (the common case costs no I/O).
+    pub fn clear_damage_of(&self, known: &Damage, packs: &[Id]) -> Result<()> {
+        let written: std::collections::HashSet<&Id> = packs.iter().collect();
+        let touches = |d: &Damage| {
+            d.packs.iter().any(|p| written.contains(p))
+                || d.blobs.iter().any(|(p, _)| written.contains(p))
+        };
+        if !touches(known) {
             return Ok(());
         }
+        let files = self.backend.list(DAMAGED_DIR)?;
         let all = self.damage()?;
-        let written: std::collections::HashSet<&Id> = packs.iter().collect();
-        if !all.packs.iter().any(|p| written.contains(p))
-            && !all.blobs.iter().any(|(p, _)| written.contains(p))
-        {
+        if !touches(&all) {
             return Ok(());
         }
         let rest = Damage {
@@ -551,7 +557,8 @@ impl Repository {
     /// out, so their blobs are stored again; they are recorded as damaged
     /// (so restores stop using them once a new copy exists). Then packs
     /// left by an interrupted run are verified blob by blob and indexed.
-    pub fn index_for_backup(&self) -> Result<Index> {
+    /// Returns the index and the damage now recorded.
+    pub fn index_for_backup(&self) -> Result<(Index, Damage)> {
         let (lists, _) = self.index_files()?;
         let mut damage = self.damage()?;
         let listing: HashMap<Id, (String, u64)> = self
@@ -610,7 +617,7 @@ impl Repository {
                 idx.add_pack(id, e);
             }
         }
-        Ok(idx)
+        Ok((idx, damage))
     }
 
     /// Read a whole pack and verify it: its header hashes to its name and
