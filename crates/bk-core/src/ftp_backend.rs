@@ -149,9 +149,26 @@ impl Backend for FtpBackend {
         self.changed();
         let p = self.path(name);
         self.ensure_parent(&p)?;
-        self.pool
-            .run(true, |c: &mut FtpClient| c.put_bytes(data, &p, exclusive))
-            .map_err(|e| backend_err("writing", name, to_io(e)))
+        // Each attempt has a temporary name of its own; those of failed
+        // attempts are removed once the write is done (the server may have
+        // gone on writing them after the cut), and any left over are removed
+        // by the next writer's recovery.
+        let mut failed = Vec::new();
+        let r = self
+            .pool
+            .run(true, |c: &mut FtpClient| {
+                let tmp = bk_ftp::attempt_temp_name(&p);
+                let r = c.put_bytes_via(data, &p, &tmp, exclusive);
+                if r.is_err() {
+                    failed.push(tmp);
+                }
+                r
+            })
+            .map_err(|e| backend_err("writing", name, to_io(e)));
+        for tmp in &failed {
+            let _ = self.pool.run(true, |c: &mut FtpClient| c.remove_file(tmp));
+        }
+        r
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>> {

@@ -803,10 +803,27 @@ impl FtpClient {
     /// `exclusive`, fail with [`ErrorKind::AlreadyExists`] when `remote`
     /// exists already (checked just before the rename: FTP has no atomic
     /// create-if-absent, so this is a best effort against a racing writer).
+    ///
+    /// Each call uploads to a temporary name of its own
+    /// ([`attempt_temp_name`]): a server may still be writing the temporary
+    /// file of an earlier, cut attempt, and that late write must never reach
+    /// the file this call renames into place.
     pub fn put_bytes(&mut self, data: &[u8], remote: &str, exclusive: bool) -> Result<()> {
-        let tmp = temp_name(remote);
-        self.upload_stream(&mut io::Cursor::new(data), &tmp, 0)?;
-        let got = self.size(&tmp)?;
+        self.put_bytes_via(data, remote, &attempt_temp_name(remote), exclusive)
+    }
+
+    /// [`FtpClient::put_bytes`] through the temporary name `tmp` (beside
+    /// `remote`), so that a caller that retries knows which temporary files
+    /// its failed attempts may have left.
+    pub fn put_bytes_via(
+        &mut self,
+        data: &[u8],
+        remote: &str,
+        tmp: &str,
+        exclusive: bool,
+    ) -> Result<()> {
+        self.upload_stream(&mut io::Cursor::new(data), tmp, 0)?;
+        let got = self.size(tmp)?;
         if got != data.len() as u64 {
             return Err(Error::new(
                 ErrorKind::Transient,
@@ -816,12 +833,12 @@ impl FtpClient {
             .path(remote));
         }
         if exclusive && self.size(remote).is_ok() {
-            let _ = self.remove_file(&tmp);
+            let _ = self.remove_file(tmp);
             return Err(
                 Error::new(ErrorKind::AlreadyExists, "creating", "it exists already").path(remote),
             );
         }
-        self.rename(&tmp, remote)
+        self.rename(tmp, remote)
     }
 
     /// Stream `remote` into `writer` (RETR), starting at `offset` (REST).
@@ -1072,6 +1089,19 @@ pub fn temp_name(remote: &str) -> String {
     let dir = url::parent(remote);
     let name = url::file_name(remote);
     url::join(dir, &format!(".{name}.bkftp-part"))
+}
+
+/// A temporary name for one upload attempt of `remote`, unique within this
+/// process and across processes: `.<name>.<pid>-<n>.bkftp-part`.
+pub fn attempt_temp_name(remote: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = url::parent(remote);
+    let name = url::file_name(remote);
+    url::join(
+        dir,
+        &format!(".{name}.{}-{n}.bkftp-part", std::process::id()),
+    )
 }
 
 /// A transfer's data stream that can be completed (its final reply read).

@@ -79,7 +79,8 @@ mod tree;
 pub mod url;
 
 pub use client::{
-    Download, Features, FtpClient, FtpConfig, LISTING_CAP, TlsOptions, Upload, temp_name,
+    Download, Features, FtpClient, FtpConfig, LISTING_CAP, TlsOptions, Upload, attempt_temp_name,
+    temp_name,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use list::{EntryKind, Precision, RemoteEntry};
