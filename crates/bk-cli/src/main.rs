@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use bk_core::archiver::default_threads;
+use bk_core::ops::backup::default_threads;
 use bk_core::location::RepoLocation;
 use bk_core::tree::{NodeKind, display_path};
 use bk_core::{BackupOptions, LocalSource, Repository, RestoreOptions, Select, Snapshot};
@@ -399,7 +399,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &bk_core::bk_ftp::FtpUrl::parse(&path_str)?.path,
                 )
                 .to_string(),
-                None => bk_core::source::default_dataset_name(path).with_context(|| {
+                None => bk_core::connector::local::default_dataset_name(path).with_context(|| {
                     format!(
                         "cannot derive a dataset name from {}; pass --dataset",
                         path.display()
@@ -534,9 +534,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let url = ftp_url(&cli, &to_str)?;
                 let cfg = ftp_config(&cli);
                 let overwrite = *overwrite;
-                bk_core::restore::restore_with(&repo, dataset, &opts, move || {
+                bk_core::ops::restore::restore_with(&repo, dataset, &opts, move || {
                     Ok(Box::new(bk_core::FtpTarget::new(url, cfg, overwrite)?)
-                        as Box<dyn bk_core::restore::Target>)
+                        as Box<dyn bk_core::Target>)
                 })?
             } else {
                 bk_core::restore(&repo, dataset, to, &opts)?
@@ -700,7 +700,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Repair(RepairCommand::Index) => {
             let repo = open(&cli)?;
-            let r = bk_core::repair::repair_index(&repo);
+            let r = bk_core::ops::repair::repair_index(&repo);
             print_notes(&repo);
             let r = r?;
             for p in &r.packs_lost {
@@ -722,7 +722,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Repair(RepairCommand::Snapshots { forget_damaged }) => {
             let repo = open(&cli)?;
-            let r = bk_core::repair::repair_snapshots(&repo, *forget_damaged);
+            let r = bk_core::ops::repair::repair_snapshots(&repo, *forget_damaged);
             print_notes(&repo);
             let r = r?;
             for s in &r {

@@ -32,40 +32,33 @@
 //! and [`restore()`] with [`RestoreOptions`].
 #![deny(missing_docs)]
 
-pub mod archiver;
-pub mod backend;
-pub mod check;
 pub mod chunker;
+pub mod connector;
 pub mod diff;
 mod error;
-pub mod ftp_backend;
-pub mod ftp_source;
 pub mod id;
 pub mod index;
 pub mod location;
+pub mod ops;
 pub mod pack;
-pub mod repair;
 pub mod repo;
-pub mod restore;
 pub mod snapshot;
-pub mod source;
 pub mod tree;
 
 use std::path::Path;
 
-pub use archiver::{BackupOptions, Progress, backup};
-pub use backend::{Backend, LocalBackend};
 pub use bk_ftp;
-pub use check::{CheckReport, check};
+pub use connector::ftp::{FtpBackend, FtpSource, FtpTarget};
+pub use connector::local::{LocalBackend, LocalSource, LocalTarget};
+pub use connector::{Backend, Source, Target};
 pub use diff::Change;
 pub use error::{Error, Result};
-pub use ftp_backend::FtpBackend;
-pub use ftp_source::{FtpSource, FtpTarget};
 pub use id::Id;
+pub use ops::backup::{BackupOptions, Progress, backup};
+pub use ops::check::{CheckReport, check};
+pub use ops::restore::{RestoreOptions, RestoreProgress, RestoreReport, restore};
 pub use repo::Repository;
-pub use restore::{RestoreOptions, RestoreProgress, RestoreReport, restore};
 pub use snapshot::{Select, Snapshot, SnapshotSummary, parse_time};
-pub use source::{LocalSource, Source};
 
 /// Back up the directory `dataset_path` into the local repository `repo`
 /// (created if absent). The dataset is named after the directory's last
@@ -80,7 +73,7 @@ pub fn make_backup(
     full: bool,
 ) -> Result<SnapshotSummary> {
     let path = dataset_path.as_ref();
-    let name = source::default_dataset_name(path).ok_or_else(|| Error::BadSource {
+    let name = connector::local::default_dataset_name(path).ok_or_else(|| Error::BadSource {
         path: path.to_path_buf(),
         reason: "cannot derive a dataset name from it; give one explicitly".into(),
     })?;
@@ -147,9 +140,9 @@ pub fn list_snapshot_partial(
     repo: &Repository,
     snap: &Snapshot,
     path: Option<&[u8]>,
-) -> Result<(Vec<ListEntry>, Vec<restore::UnreadableDir>)> {
+) -> Result<(Vec<ListEntry>, Vec<ops::restore::UnreadableDir>)> {
     let idx = repo.load_index()?;
-    let plan = restore::plan(repo, &idx, snap, path)?;
+    let plan = ops::restore::plan(repo, &idx, snap, path)?;
     let unreadable = plan.unreadable;
     let skip_parents = path.map_or(0, |p| {
         p.split(|&b| b == b'/')

@@ -180,6 +180,15 @@ pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// A path for messages; the root is ".".
+pub(crate) fn shown(path: &[u8]) -> String {
+    if path.is_empty() {
+        ".".into()
+    } else {
+        display_path(path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -301,7 +301,7 @@ pub(super) async fn backup(req: HttpRequest, st: St, form: web::Form<BackupForm>
             src.root()?;
             let opts = BackupOptions::new(ds)
                 .full(full)
-                .threads(bk_core::archiver::default_threads())
+                .threads(bk_core::ops::backup::default_threads())
                 .progress(Arc::new(Tracker(job.clone())));
             let snap = bk_core::backup(&repo, &*src, &opts)?;
             Ok(backup_summary(&snap))

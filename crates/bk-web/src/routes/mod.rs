@@ -14,7 +14,7 @@ use bk_core::bk_ftp::url::{self as ftp_url, Secret};
 use bk_core::bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpClient, FtpUrl, Pool};
 use bk_core::index::Index;
 use bk_core::location::RepoLocation;
-use bk_core::restore::Target;
+use bk_core::Target;
 use bk_core::tree::{Node, NodeKind, display_path};
 use bk_core::{BackupOptions, Repository, RestoreOptions, Select, Snapshot};
 use minijinja::context;

@@ -66,7 +66,7 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
         };
         let bytes = match repo.backend().read(&obj.name) {
             Ok(b) => b,
-            Err(e) if crate::backend::is_not_found(&e) => continue,
+            Err(e) if crate::connector::backend::is_not_found(&e) => continue,
             Err(e) => return Err(e),
         };
         out.packs_read += 1;
@@ -245,7 +245,9 @@ impl Fixer<'_> {
         }
         let mut below: Losses = Vec::new();
         let fixed = match self.repo.read_tree(self.idx, id) {
-            Err(e @ Error::Backend { .. }) if !crate::backend::is_not_found(&e) => return Err(e),
+            Err(e @ Error::Backend { .. }) if !crate::connector::backend::is_not_found(&e) => {
+                return Err(e);
+            }
             Err(e) => {
                 below.push((Vec::new(), format!("directory unreadable: {e}")));
                 None

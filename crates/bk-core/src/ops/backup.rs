@@ -9,6 +9,7 @@ use chrono::Local;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::chunker::{ChunkError, Chunker};
+use crate::connector::source::{EntryKind, EntryMeta, Source};
 use crate::diff::{Change, diff_trees};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -16,7 +17,6 @@ use crate::index::Index;
 use crate::pack::{self, BlobEntry, BlobKind, Compression, PackWriter};
 use crate::repo::{Repository, hostname};
 use crate::snapshot::{RootMeta, Snapshot, Stats, Warning, check_dataset_name};
-use crate::source::{EntryKind, EntryMeta, Source};
 use crate::tree::{Node, NodeKind, Tree, Xattr, display_path, join};
 
 /// Progress reports from a running backup. All methods have no-op defaults.
@@ -931,7 +931,8 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::source::{LocalSource, SourceEntry, SourceFile};
+    use crate::connector::local::LocalSource;
+    use crate::connector::source::{SourceEntry, SourceFile};
 
     /// A local source whose files really change on disk while bk reads
     /// them: the first `changes` opens append to the file after the first
@@ -1027,7 +1028,7 @@ mod tests {
         let idx = repo.load_index().unwrap();
         let tree = repo.read_tree(&idx, &snap.tree).unwrap();
         let node = tree.find(b"f").unwrap().clone();
-        let stored = crate::restore::read_file_content(&repo, &idx, &node).unwrap();
+        let stored = crate::ops::restore::read_file_content(&repo, &idx, &node).unwrap();
         (snap, stored, fs::read(root.join("f")).unwrap())
     }
 
@@ -1094,7 +1095,7 @@ mod tests {
         fn read_link(&self, path: &[u8]) -> Result<Vec<u8>> {
             self.0.read_link(path)
         }
-        fn xattrs(&self, path: &[u8]) -> crate::source::XattrRead {
+        fn xattrs(&self, path: &[u8]) -> crate::connector::source::XattrRead {
             let mut r = self.0.xattrs(path);
             if path == b"f" {
                 r.errors

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use chrono::Local;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, LocalBackend, is_already_exists, is_not_found};
+use crate::connector::backend::{Backend, is_already_exists, is_not_found};
+use crate::connector::local::LocalBackend;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, Index};
@@ -1242,11 +1243,11 @@ mod feed_tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
-    use crate::archiver::{BackupOptions, backup};
-    use crate::backend::ObjectInfo;
-    use crate::restore::{RestoreOptions, restore};
+    use crate::connector::backend::ObjectInfo;
+    use crate::connector::local::LocalSource;
+    use crate::ops::backup::{BackupOptions, backup};
+    use crate::ops::restore::{RestoreOptions, restore};
     use crate::snapshot::Select;
-    use crate::source::LocalSource;
 
     /// The local backend, reading whole packs the way the FTP backend does,
     /// and counting those reads.

@@ -136,7 +136,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
             };
             let bytes = match repo.backend().read(name) {
                 Ok(b) => b,
-                Err(e) if crate::backend::is_not_found(&e) => {
+                Err(e) if crate::connector::backend::is_not_found(&e) => {
                     r.errors.push(format!("reading pack {name}: {e}"));
                     found.packs.push(*id);
                     for e in entries {

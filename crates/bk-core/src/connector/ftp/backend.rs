@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use bk_ftp::{EntryKind, ErrorKind, FtpClient, FtpConfig, FtpUrl, Pool, url};
 
-use crate::backend::{Backend, ObjectInfo, is_repository_dir, is_temp_name};
+use crate::connector::backend::{Backend, ObjectInfo, is_repository_dir, is_temp_name};
 use crate::error::{Error, Result, backend_err};
 
 /// A repository under a directory of an FTP or FTPS server. Writes go to a
