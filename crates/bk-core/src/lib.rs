@@ -47,7 +47,6 @@ pub mod tree;
 
 use std::path::Path;
 
-pub use bk_ftp;
 pub use connector::ftp::{FtpBackend, FtpSource, FtpTarget};
 pub use connector::local::{LocalBackend, LocalSource, LocalTarget};
 pub use connector::{Backend, Source, Target};
@@ -56,6 +55,8 @@ pub use error::{Error, Result};
 pub use id::Id;
 pub use ops::backup::{BackupOptions, Progress, backup};
 pub use ops::check::{CheckReport, check};
+pub use ops::diff::diff_snapshots;
+pub use ops::ls::{ListEntry, list_snapshot, list_snapshot_partial};
 pub use ops::restore::{RestoreOptions, RestoreProgress, RestoreReport, restore};
 pub use repo::Repository;
 pub use snapshot::{Select, Snapshot, SnapshotSummary, parse_time};
@@ -101,81 +102,4 @@ pub fn recover_backup(
         out_dir.as_ref(),
         &RestoreOptions::new(select),
     )
-}
-
-/// One entry of a snapshot listing.
-#[derive(Debug, Clone)]
-pub struct ListEntry {
-    /// Path relative to the dataset root (bytes).
-    pub path: Vec<u8>,
-    /// The node.
-    pub node: tree::Node,
-}
-
-/// List a snapshot's entries under `path` (recursively). A directory whose
-/// tree cannot be read is an error naming it; [`list_snapshot_partial`]
-/// lists around it instead.
-pub fn list_snapshot(
-    repo: &Repository,
-    snap: &Snapshot,
-    path: Option<&[u8]>,
-) -> Result<Vec<ListEntry>> {
-    let (entries, unreadable) = list_snapshot_partial(repo, snap, path)?;
-    match unreadable.into_iter().next() {
-        Some(u) => Err(Error::UnreadableDir {
-            path: if u.path.is_empty() {
-                ".".into()
-            } else {
-                tree::display_path(&u.path)
-            },
-            reason: u.reason,
-        }),
-        None => Ok(entries),
-    }
-}
-
-/// List a snapshot's entries under `path` (recursively), and the
-/// directories whose contents could not be read (listed themselves, empty).
-pub fn list_snapshot_partial(
-    repo: &Repository,
-    snap: &Snapshot,
-    path: Option<&[u8]>,
-) -> Result<(Vec<ListEntry>, Vec<ops::restore::UnreadableDir>)> {
-    let idx = repo.load_index()?;
-    let plan = ops::restore::plan(repo, &idx, snap, path)?;
-    let unreadable = plan.unreadable;
-    let skip_parents = path.map_or(0, |p| {
-        p.split(|&b| b == b'/')
-            .filter(|c| !c.is_empty())
-            .count()
-            .saturating_sub(1)
-    });
-    let mut out: Vec<ListEntry> = plan
-        .dirs
-        .into_iter()
-        .skip(skip_parents)
-        .chain(plan.files)
-        .chain(plan.specials)
-        .map(|e| ListEntry {
-            path: e.path,
-            node: e.node,
-        })
-        .collect();
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((out, unreadable))
-}
-
-/// Compare two snapshots of a dataset: (change, path, node) triples.
-pub fn diff_snapshots(
-    repo: &Repository,
-    a: &Snapshot,
-    b: &Snapshot,
-) -> Result<Vec<(Change, Vec<u8>, tree::Node)>> {
-    let idx = repo.load_index()?;
-    let mut out = Vec::new();
-    let mut load = |id: &Id| repo.read_tree(&idx, id);
-    diff::diff_trees(&mut load, Some(&a.tree), Some(&b.tree), &mut |c, p, n| {
-        out.push((c, p.to_vec(), n.clone()));
-    })?;
-    Ok(out)
 }

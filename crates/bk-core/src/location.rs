@@ -1,23 +1,128 @@
-//! Where a repository lives: a local directory, or a directory of an FTP
-//! server. Front ends (the CLI, the web UI) build one and open it here, so
-//! that they agree on what a repository location means.
+//! Where things are: the one place that knows URL schemes.
+//!
+//! A [`Location`] is what a user typed for a repository (`--repo`), a
+//! dataset (`bk backup LOCATION`) or a restore target (`--to LOCATION`): a
+//! local path, `ftp://` or `ftps://` today, `s3://`, `mysql://` and
+//! `label-studio+http://` in the next connectors. Parse it here, give it the
+//! secret it asks for ([`Location::login`], [`Location::set_password`]), then
+//! open what it names: a [`Repository`], a [`Source`] or a [`Target`].
+//! Adding a connector means one folder under `connector/` and one arm in
+//! each match of this file.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bk_ftp::{FtpConfig, FtpUrl};
 
+use crate::connector::ftp::{FtpBackend, FtpSource, FtpTarget};
+use crate::connector::local::{LocalBackend, LocalSource, LocalTarget, default_dataset_name};
+use crate::connector::{Source, Target};
 use crate::error::{Error, Result};
-use crate::{FtpBackend, LocalBackend, Repository};
+use crate::repo::Repository;
+use crate::snapshot::check_dataset_name;
 
-/// A repository's location.
+/// What a location is used as, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A repository (`--repo`).
+    Repository,
+    /// A dataset to back up.
+    Dataset,
+    /// Where a restore writes (`--to`).
+    Target,
+}
+
+impl Role {
+    fn noun(self) -> &'static str {
+        match self {
+            Role::Repository => "repository",
+            Role::Dataset => "dataset",
+            Role::Target => "restore target",
+        }
+    }
+}
+
+/// How to reach FTP servers: the settings every FTP location of one command
+/// shares. Plain data, so that frontends need not know bk-ftp.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FtpOptions {
+    /// Parallel connections per server.
+    pub connections: usize,
+    /// FTPS: trust this CA or server certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// FTPS: accept any certificate (the server is then not authenticated).
+    pub accept_invalid_certs: bool,
+    /// FTPS: offer TLS 1.2 only.
+    pub tls12_only: bool,
+    /// How long to wait for a server's greeting (`None`: bk-ftp's default).
+    pub greeting_timeout: Option<Duration>,
+}
+
+impl Default for FtpOptions {
+    fn default() -> Self {
+        FtpOptions {
+            connections: FtpConfig::default().connections,
+            ca_file: None,
+            accept_invalid_certs: false,
+            tls12_only: false,
+            greeting_timeout: None,
+        }
+    }
+}
+
+impl FtpOptions {
+    /// Options with `n` parallel connections.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n;
+        self
+    }
+    /// Trust this CA or server certificate.
+    pub fn ca_file(mut self, f: Option<PathBuf>) -> Self {
+        self.ca_file = f;
+        self
+    }
+    /// Accept any server certificate.
+    pub fn accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.accept_invalid_certs = yes;
+        self
+    }
+    /// Offer TLS 1.2 only.
+    pub fn tls12_only(mut self, yes: bool) -> Self {
+        self.tls12_only = yes;
+        self
+    }
+    /// Wait at most this long for a greeting.
+    pub fn greeting_timeout(mut self, t: Option<Duration>) -> Self {
+        self.greeting_timeout = t;
+        self
+    }
+
+    /// The bk-ftp configuration these options stand for.
+    pub fn config(&self) -> FtpConfig {
+        let mut cfg = FtpConfig::default()
+            .connections(self.connections)
+            .accept_invalid_certs(self.accept_invalid_certs)
+            .tls12_only(self.tls12_only);
+        if let Some(t) = self.greeting_timeout {
+            cfg = cfg.greeting_timeout(t);
+        }
+        if let Some(ca) = &self.ca_file {
+            cfg = cfg.ca_file(ca);
+        }
+        cfg
+    }
+}
+
+/// A parsed location.
 #[derive(Clone)]
 #[non_exhaustive]
-pub enum RepoLocation {
+pub enum Location {
     /// A local (or mounted) directory.
     Local(PathBuf),
-    /// A directory of an FTP server; the URL carries the password.
+    /// A directory of an FTP server; the URL carries the password once set.
     Ftp {
         /// Server, user, password and directory.
         url: FtpUrl,
@@ -26,42 +131,113 @@ pub enum RepoLocation {
     },
 }
 
-impl fmt::Debug for RepoLocation {
+/// The name the repository location had before datasets and targets used
+/// the same type.
+pub type RepoLocation = Location;
+
+/// What a location needs before it can be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Login {
+    /// Nothing (a local path, anonymous FTP).
+    None,
+    /// A password was typed inside the URL, where the process list shows
+    /// it: usable, but the user should be told.
+    PasswordInUrl,
+    /// A password for `account` (`user@host:port`), from wherever the
+    /// frontend keeps it.
+    Password {
+        /// `user@host:port`, to ask for or look up the password.
+        account: String,
+    },
+}
+
+impl fmt::Debug for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RepoLocation({self})")
+        write!(f, "Location({self})")
     }
 }
 
 /// Shows the path or the URL, never a password.
-impl fmt::Display for RepoLocation {
+impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RepoLocation::Local(p) => write!(f, "{}", p.display()),
-            RepoLocation::Ftp { url, .. } => write!(f, "{url}"),
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::Ftp { url, .. } => write!(f, "{url}"),
         }
     }
 }
 
-/// Whether `s` is an `ftp://` or `ftps://` URL.
-pub fn is_ftp(s: &str) -> bool {
+fn is_ftp(s: &str) -> bool {
     s.starts_with("ftp://") || s.starts_with("ftps://")
 }
 
-impl RepoLocation {
-    /// A local path, or an FTP URL (whose password, if any, is set by the
-    /// caller afterwards). Other URL schemes are refused.
-    pub fn parse(s: &str, config: FtpConfig) -> Result<RepoLocation> {
+impl Location {
+    /// Parse `s` as a location used as `role`. Unknown URL schemes are
+    /// refused with the list of those bk knows.
+    pub fn parse(s: &str, role: Role, ftp: &FtpOptions) -> Result<Location> {
         if is_ftp(s) {
             let url = FtpUrl::parse(s).map_err(|e| Error::Invalid(e.to_string()))?;
-            return Ok(RepoLocation::Ftp { url, config });
+            return Ok(Location::Ftp {
+                url,
+                config: ftp.config(),
+            });
         }
-        if s.contains("://") {
+        if let Some((scheme, _)) = s.split_once("://")
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
             return Err(Error::Invalid(format!(
-                "unsupported repository URL scheme in {:?}: use a local path, ftp:// or ftps://",
-                s.split("://").next().unwrap_or("")
+                "unsupported {} URL scheme in {:?}: use a local path, ftp:// or ftps://",
+                role.noun(),
+                scheme
             )));
         }
-        Ok(RepoLocation::Local(PathBuf::from(s)))
+        Ok(Location::Local(PathBuf::from(s)))
+    }
+
+    /// A local directory.
+    pub fn local(p: impl Into<PathBuf>) -> Location {
+        Location::Local(p.into())
+    }
+
+    /// Whether this is on another machine (reached over the network).
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, Location::Local(_))
+    }
+
+    /// The local path, for a local location.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// What this location needs before it can be opened.
+    pub fn login(&self) -> Login {
+        match self {
+            Location::Local(_) => Login::None,
+            Location::Ftp { url, .. } if url.password.is_some() => Login::PasswordInUrl,
+            Location::Ftp { url, .. } if url.user == "anonymous" => Login::None,
+            Location::Ftp { url, .. } => Login::Password {
+                account: format!("{}@{}:{}", url.user, url.host, url.port),
+            },
+        }
+    }
+
+    /// Whether [`Location::set_password`] means anything here.
+    pub fn takes_password(&self) -> bool {
+        matches!(self, Location::Ftp { .. })
+    }
+
+    /// Set the password (never shown by `Display` or `Debug`).
+    pub fn set_password(&mut self, pw: String) {
+        if let Location::Ftp { url, .. } = self {
+            url.set_password(pw);
+        }
     }
 
     fn ftp_backend(url: &FtpUrl, config: &FtpConfig) -> Result<Arc<FtpBackend>> {
@@ -70,29 +246,89 @@ impl RepoLocation {
         Ok(b)
     }
 
-    /// Open the existing repository.
+    /// Open the existing repository here.
     pub fn open(&self) -> Result<Repository> {
         match self {
-            RepoLocation::Local(p) => Repository::open_local(p),
-            RepoLocation::Ftp { url, config } => Repository::open(Self::ftp_backend(url, config)?),
+            Location::Local(p) => Repository::open_local(p),
+            Location::Ftp { url, config } => Repository::open(Self::ftp_backend(url, config)?),
         }
     }
 
-    /// Open the repository, creating it when there is none.
+    /// Open the repository here, creating it when there is none.
     pub fn open_or_init(&self) -> Result<Repository> {
         match self {
-            RepoLocation::Local(p) => Repository::open_or_init_local(p),
-            RepoLocation::Ftp { url, config } => {
+            Location::Local(p) => Repository::open_or_init_local(p),
+            Location::Ftp { url, config } => {
                 Repository::open_or_init(Self::ftp_backend(url, config)?)
             }
         }
     }
 
-    /// Create a new repository.
+    /// Create a new repository here.
     pub fn init(&self) -> Result<Repository> {
         match self {
-            RepoLocation::Local(p) => Repository::init(Arc::new(LocalBackend::new(p.clone()))),
-            RepoLocation::Ftp { url, config } => Repository::init(Self::ftp_backend(url, config)?),
+            Location::Local(p) => Repository::init(Arc::new(LocalBackend::new(p.clone()))),
+            Location::Ftp { url, config } => Repository::init(Self::ftp_backend(url, config)?),
+        }
+    }
+
+    /// The dataset here, as a source to back up, with gitignore-style
+    /// `excludes` (local datasets only). Its root is checked.
+    pub fn source(&self, excludes: &[String]) -> Result<Box<dyn Source>> {
+        let src: Box<dyn Source> = match self {
+            Location::Local(p) => Box::new(LocalSource::new(p, excludes)?),
+            Location::Ftp { url, config } => {
+                if !excludes.is_empty() {
+                    return Err(Error::Invalid(
+                        "--exclude applies to local datasets only".into(),
+                    ));
+                }
+                Box::new(FtpSource::new(url.clone(), config.clone()))
+            }
+        };
+        src.root()?;
+        Ok(src)
+    }
+
+    /// The dataset name: `given` (checked), else the location's last path
+    /// component.
+    pub fn dataset_name(&self, given: Option<&str>) -> Result<String> {
+        if let Some(d) = given {
+            check_dataset_name(d)?;
+            return Ok(d.to_string());
+        }
+        let derived = match self {
+            Location::Local(p) => default_dataset_name(p),
+            Location::Ftp { url, .. } => Some(bk_ftp::url::file_name(&url.path).to_string()),
+        };
+        match derived {
+            Some(n) if !n.is_empty() && n != "/" && check_dataset_name(&n).is_ok() => Ok(n),
+            _ => Err(Error::Invalid(format!(
+                "cannot derive a dataset name from {self}; pass --dataset"
+            ))),
+        }
+    }
+
+    /// A restore target here. `overwrite` lets it write into a non-empty
+    /// directory; `delete` also removes what the snapshot does not have
+    /// (refused where the target cannot).
+    pub fn target(&self, overwrite: bool, delete: bool) -> Result<Box<dyn Target>> {
+        match self {
+            Location::Local(p) => Ok(Box::new(
+                LocalTarget::new(p, overwrite || delete)?.delete(delete),
+            )),
+            Location::Ftp { url, config } => {
+                if delete {
+                    return Err(Error::Invalid(format!(
+                        "--delete applies to local output directories only; restore to {self} with --overwrite"
+                    )));
+                }
+                Ok(Box::new(FtpTarget::new(
+                    url.clone(),
+                    config.clone(),
+                    overwrite,
+                )?))
+            }
         }
     }
 }
@@ -101,15 +337,50 @@ impl RepoLocation {
 mod tests {
     use super::*;
 
+    fn parse(s: &str) -> Result<Location> {
+        Location::parse(s, Role::Repository, &FtpOptions::default())
+    }
+
     #[test]
     fn parse_kinds_and_never_show_the_password() {
-        let l = RepoLocation::parse("/tmp/repo", FtpConfig::default()).unwrap();
-        assert!(matches!(l, RepoLocation::Local(_)));
-        let f = RepoLocation::parse("ftp://u:pw-123@h:2121/r", FtpConfig::default()).unwrap();
-        assert!(matches!(f, RepoLocation::Ftp { .. }));
+        let l = parse("/tmp/repo").unwrap();
+        assert!(matches!(l, Location::Local(_)));
+        assert_eq!(l.login(), Login::None);
+        let f = parse("ftp://u:pw-123@h:2121/r").unwrap();
+        assert!(matches!(f, Location::Ftp { .. }));
+        assert_eq!(f.login(), Login::PasswordInUrl);
         assert!(!f.to_string().contains("pw-123"));
         assert!(!format!("{f:?}").contains("pw-123"));
-        let e = RepoLocation::parse("s3://bucket/x", FtpConfig::default()).unwrap_err();
+        let e = parse("s3://bucket/x").unwrap_err();
         assert!(e.to_string().contains("\"s3\""), "{e}");
+        assert!(e.to_string().contains("repository"), "{e}");
+        let e = Location::parse("mysql://u@h/db", Role::Target, &FtpOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("restore target") && e.contains("\"mysql\""), "{e}");
+        // A local name that merely contains "://" after a non-scheme part.
+        assert!(matches!(parse("./a b://c").unwrap(), Location::Local(_)));
+    }
+
+    #[test]
+    fn logins_and_dataset_names() {
+        let mut f = parse("ftp://alice@h:21/data/train").unwrap();
+        assert_eq!(
+            f.login(),
+            Login::Password {
+                account: "alice@h:21".into()
+            }
+        );
+        f.set_password("s3cret".into());
+        assert_eq!(f.login(), Login::PasswordInUrl);
+        assert!(!f.to_string().contains("s3cret"));
+        assert_eq!(f.dataset_name(None).unwrap(), "train");
+        assert_eq!(f.dataset_name(Some("x")).unwrap(), "x");
+        assert!(f.dataset_name(Some("a/b")).is_err());
+        let a = parse("ftp://anonymous@h/").unwrap();
+        assert_eq!(a.login(), Login::None);
+        assert!(a.dataset_name(None).is_err());
+        let l = parse("/srv/photos").unwrap();
+        assert_eq!(l.dataset_name(None).unwrap(), "photos");
     }
 }

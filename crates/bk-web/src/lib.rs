@@ -59,8 +59,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bk_core::bk_ftp::FtpConfig;
-use bk_core::bk_ftp::url::Secret;
+use bk_ftp::FtpConfig;
+use bk_ftp::url::Secret;
 use bk_core::location::RepoLocation;
 
 pub use jobs::{JobKind, JobView};
@@ -128,13 +128,18 @@ impl WebOptions {
         self
     }
     /// Require this password for the UI.
-    pub fn ui_password(mut self, p: Secret) -> Self {
-        self.ui_password = Some(p);
+    pub fn ui_password(mut self, p: impl Into<String>) -> Self {
+        self.ui_password = Some(Secret::new(p));
         self
     }
     /// Forget sessions idle for this long.
     pub fn session_ttl(mut self, d: Duration) -> Self {
         self.session_ttl = d;
+        self
+    }
+    /// FTP settings, as the CLI's flags give them.
+    pub fn ftp_options(mut self, o: &bk_core::location::FtpOptions) -> Self {
+        self.ftp_config = o.config();
         self
     }
     /// FTP settings.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use bk_core::Repository;
-use bk_core::bk_ftp::{FtpConfig, FtpUrl, Pool};
+use bk_ftp::{FtpConfig, FtpUrl, Pool};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "bk_session";

@@ -718,7 +718,7 @@ fn issue9_a_network_failure_is_not_called_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
     let src = dataset(tmp.path(), "ds", 12);
-    let mut url = bk_core::bk_ftp::FtpUrl::parse(&format!(
+    let mut url = bk_ftp::FtpUrl::parse(&format!(
         "ftp://{}@{}:{}{}/repo",
         s.user(),
         s.host(),
@@ -727,7 +727,7 @@ fn issue9_a_network_failure_is_not_called_corruption() {
     ))
     .unwrap();
     url.set_password(s.password().to_string());
-    let cfg = bk_core::bk_ftp::FtpConfig::default()
+    let cfg = bk_ftp::FtpConfig::default()
         .retries(1, Duration::from_millis(10))
         .timeouts(Duration::from_secs(2), Duration::from_secs(2));
     let backend = Arc::new(bk_core::FtpBackend::new(url, cfg));

@@ -4,5 +4,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod diff;
+pub mod ls;
 pub mod repair;
 pub mod restore;

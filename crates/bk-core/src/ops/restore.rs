@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::connector::local::LocalTarget;
+use crate::location::Location;
 use crate::connector::target::{Changes, Target};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -355,6 +356,18 @@ pub fn restore(
         LocalTarget::new(out, opts.overwrite || opts.delete)
             .map(|t| Box::new(t.delete(opts.delete)) as Box<dyn Target>)
     })
+}
+
+/// Restore a snapshot of `dataset` to the location `to` (a local
+/// directory, an FTP directory …), opened with `opts.overwrite` and
+/// `opts.delete` once the snapshot is selected and planned.
+pub fn restore_to(
+    repo: &Repository,
+    dataset: &str,
+    to: &Location,
+    opts: &RestoreOptions,
+) -> Result<RestoreReport> {
+    restore_with(repo, dataset, opts, || to.target(opts.overwrite, opts.delete))
 }
 
 /// Restore a snapshot of `dataset` through a target made by `make_target`

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, Index};
 use crate::pack::{self, BlobEntry, BlobKind};
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, Select, Snapshot};
 use crate::tree::Tree;
 
 /// The newest repository format this build reads and writes. Version 2
@@ -768,6 +768,14 @@ impl Repository {
     /// an error.
     pub fn snapshots(&self, dataset: Option<&str>) -> Result<Vec<Snapshot>> {
         Ok(self.snapshot_files(dataset)?.0)
+    }
+
+    /// The snapshot of `dataset` that `sel` chooses: the latest, by
+    /// number, or the newest one before a time. The error names the dataset
+    /// and what it has.
+    pub fn find_snapshot(&self, dataset: &str, sel: Select) -> Result<Snapshot> {
+        let snaps = self.snapshots(Some(dataset))?;
+        crate::snapshot::select(dataset, &snaps, sel).cloned()
     }
 
     /// Like [`Repository::snapshots`], also returning the files skipped and

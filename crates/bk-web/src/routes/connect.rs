@@ -243,7 +243,7 @@ fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (Status
     })
 }
 
-fn connect_error(url: &FtpUrl, e: &bk_core::bk_ftp::Error, pw: &str) -> (StatusCode, String) {
+fn connect_error(url: &FtpUrl, e: &bk_ftp::Error, pw: &str) -> (StatusCode, String) {
     let addr = url.addr();
     let (status, msg) = match e.kind() {
         FtpErrorKind::Auth => (

@@ -56,7 +56,7 @@ fn dataset_dir(st: &AppState, side: &str, raw: &str) -> Result<DatasetDir, WebEr
     }
 }
 
-fn ftp_list(pool: &Pool, dir: &str) -> Result<Vec<bk_core::bk_ftp::RemoteEntry>, WebError> {
+fn ftp_list(pool: &Pool, dir: &str) -> Result<Vec<bk_ftp::RemoteEntry>, WebError> {
     pool.run(true, |c| c.list(dir)).map_err(|e| match e.kind() {
         FtpErrorKind::NotFound => {
             WebError::NotFound(format!("{dir} does not exist on the FTP server"))

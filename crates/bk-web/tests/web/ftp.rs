@@ -254,7 +254,7 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
 async fn use_tls_connects_over_ftps_and_an_untrusted_certificate_is_explained() {
     let s = TestServer::start(ServerKind::Embedded, ServerOptions::tls()).expect("FTPS server");
     let ca = s.ca_cert().expect("a certificate").to_path_buf();
-    let cfg = bk_core::bk_ftp::FtpConfig::default().ca_file(&ca);
+    let cfg = bk_ftp::FtpConfig::default().ca_file(&ca);
     let st = state(WebOptions::new().ftp_config(cfg));
     let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
     let mut b = Browser::new().secret(s.password());

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::test;
-use bk_core::bk_ftp::Secret;
 use bk_core::location::RepoLocation;
 use bk_web::WebOptions;
 
@@ -312,7 +311,7 @@ async fn a_non_loopback_address_needs_the_ui_password() {
     assert!(
         WebOptions::new()
             .listen(any)
-            .ui_password(Secret::new("s3cret-ui"))
+            .ui_password("s3cret-ui")
             .validate()
             .is_ok()
     );
@@ -326,7 +325,7 @@ async fn the_ui_password_guards_every_page() {
     let st = state(
         l.opts()
             .listen("0.0.0.0:0".parse().unwrap())
-            .ui_password(Secret::new(pw)),
+            .ui_password(pw),
     );
     let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
     let mut b = Browser::new().secret(pw);

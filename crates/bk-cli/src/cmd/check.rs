@@ -1,0 +1,50 @@
+//! `bk check`: verify the repository.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+
+use crate::connect::{Global, print_notes};
+
+/// Verify the repository; with --read-data, every stored byte.
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Read all packs and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+}
+
+/// Check under the repository lock; exit 1 when anything is wrong.
+pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
+    let repo = g.open()?;
+    let lock = repo.lock("check")?;
+    let r = bk_core::check(&repo, a.read_data);
+    drop(lock);
+    print_notes(&repo);
+    let r = r?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    for e in &r.errors {
+        eprintln!("bk: error: {e}");
+    }
+    eprintln!(
+        "checked {} snapshots, {} packs, {} blobs{}",
+        r.snapshots,
+        r.packs,
+        r.blobs,
+        if a.read_data {
+            format!(", read {} packs", r.packs_read)
+        } else {
+            String::new()
+        }
+    );
+    if r.ok() {
+        eprintln!("no errors found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("bk: check found {} error(s)", r.errors.len());
+        Ok(ExitCode::from(1))
+    }
+}
