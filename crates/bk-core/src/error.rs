@@ -134,6 +134,11 @@ pub enum Error {
     /// Bad user input.
     #[error("{0}")]
     Invalid(String),
+    /// The operation was cancelled (Ctrl-C, SIGTERM, a Cancel button)
+    /// and stopped cleanly: a backup committed nothing, a restore left no
+    /// partially written file under its real name.
+    #[error("interrupted")]
+    Cancelled,
 }
 
 /// Result with [`Error`].

@@ -41,6 +41,7 @@ pub mod index;
 pub mod location;
 pub mod ops;
 pub mod pack;
+pub mod progress;
 pub mod repo;
 pub mod snapshot;
 pub mod tree;
@@ -58,6 +59,7 @@ pub use ops::check::{CheckReport, check};
 pub use ops::diff::diff_snapshots;
 pub use ops::ls::{ListEntry, list_snapshot, list_snapshot_partial};
 pub use ops::restore::{RestoreOptions, RestoreProgress, RestoreReport, restore};
+pub use progress::{Cancel, Phase};
 pub use repo::Repository;
 pub use snapshot::{Select, Snapshot, SnapshotSummary, parse_time};
 

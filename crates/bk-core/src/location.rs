@@ -357,7 +357,10 @@ mod tests {
         let e = Location::parse("mysql://u@h/db", Role::Target, &FtpOptions::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("restore target") && e.contains("\"mysql\""), "{e}");
+        assert!(
+            e.contains("restore target") && e.contains("\"mysql\""),
+            "{e}"
+        );
         // A local name that merely contains "://" after a non-scheme part.
         assert!(matches!(parse("./a b://c").unwrap(), Location::Local(_)));
     }

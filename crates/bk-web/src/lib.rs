@@ -59,9 +59,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bk_core::location::RepoLocation;
 use bk_ftp::FtpConfig;
 use bk_ftp::url::Secret;
-use bk_core::location::RepoLocation;
 
 pub use jobs::{JobKind, JobView};
 pub use routes::configure;

@@ -48,6 +48,8 @@ pub struct BackupOptions {
     pub dataset_given: bool,
     /// Progress receiver.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Stops the backup when cancelled.
+    pub cancel: Option<crate::progress::Cancel>,
 }
 
 impl std::fmt::Debug for BackupOptions {
@@ -97,6 +99,12 @@ impl BackupOptions {
     /// Progress receiver.
     pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = Some(p);
+        self
+    }
+
+    /// Stop when this token is cancelled.
+    pub fn cancel(mut self, c: crate::progress::Cancel) -> Self {
+        self.cancel = Some(c);
         self
     }
 }

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::connector::local::LocalTarget;
-use crate::location::Location;
 use crate::connector::target::{Changes, Target};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
+use crate::location::Location;
 use crate::repo::{PackFeed, Repository};
 use crate::snapshot::{Select, Snapshot, Warning, select};
 use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join, shown};
@@ -54,6 +54,8 @@ pub struct RestoreOptions {
     pub threads: usize,
     /// Progress receiver.
     pub progress: Option<Arc<dyn RestoreProgress>>,
+    /// Stops the restore when cancelled.
+    pub cancel: Option<crate::progress::Cancel>,
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -78,6 +80,7 @@ impl Default for RestoreOptions {
             delete: false,
             threads: 0,
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -108,6 +111,11 @@ impl RestoreOptions {
     /// Report progress to `p`.
     pub fn progress(mut self, p: Arc<dyn RestoreProgress>) -> Self {
         self.progress = Some(p);
+        self
+    }
+    /// Stop when this token is cancelled.
+    pub fn cancel(mut self, c: crate::progress::Cancel) -> Self {
+        self.cancel = Some(c);
         self
     }
 }
@@ -367,7 +375,9 @@ pub fn restore_to(
     to: &Location,
     opts: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    restore_with(repo, dataset, opts, || to.target(opts.overwrite, opts.delete))
+    restore_with(repo, dataset, opts, || {
+        to.target(opts.overwrite, opts.delete)
+    })
 }
 
 /// Restore a snapshot of `dataset` through a target made by `make_target`

@@ -10,13 +10,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use bk_ftp::url::{self as ftp_url, Secret};
-use bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpClient, FtpUrl, Pool};
+use bk_core::Target;
 use bk_core::index::Index;
 use bk_core::location::RepoLocation;
-use bk_core::Target;
 use bk_core::tree::{Node, NodeKind, display_path};
 use bk_core::{BackupOptions, Repository, RestoreOptions, Select, Snapshot};
+use bk_ftp::url::{self as ftp_url, Secret};
+use bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpClient, FtpUrl, Pool};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 

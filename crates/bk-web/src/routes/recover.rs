@@ -209,9 +209,11 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
             let opts = RestoreOptions::new(Select::Id(snap_id)).progress(Arc::new(Tracker(job)));
             let r = match output {
                 Output::Local(p) => bk_core::restore(&repo, &ds, &p, &opts),
-                Output::Ftp(url) => bk_core::ops::restore::restore_with(&repo, &ds, &opts, move || {
-                    Ok(Box::new(bk_core::FtpTarget::new(url, cfg, false)?) as Box<dyn Target>)
-                }),
+                Output::Ftp(url) => {
+                    bk_core::ops::restore::restore_with(&repo, &ds, &opts, move || {
+                        Ok(Box::new(bk_core::FtpTarget::new(url, cfg, false)?) as Box<dyn Target>)
+                    })
+                }
             };
             let report = r.map_err(|e| scrub(e.to_string(), &secret))?;
             let o = &report.outcome;
