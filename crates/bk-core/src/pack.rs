@@ -233,17 +233,6 @@ pub fn open_blob(pack: Id, e: &BlobEntry, stored: &[u8]) -> Result<Vec<u8>> {
     Ok(plain)
 }
 
-/// Repository name of a pack.
-pub fn pack_name(id: &Id) -> String {
-    let h = id.to_hex();
-    format!("packs/{}/{}", &h[..2], h)
-}
-
-/// Pack id from a repository name, if it is one.
-pub fn pack_id_from_name(name: &str) -> Option<Id> {
-    Id::from_hex(name.rsplit('/').next()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

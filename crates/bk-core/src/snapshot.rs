@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::repo::layout::SNAPSHOTS_DIR;
 
 /// What a backup counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,7 +238,7 @@ pub fn check_dataset_name(name: &str) -> Result<()> {
     // The directory name is the percent-encoded name: every byte other than
     // a letter, digit, '-', '_' or '.' takes three, and file systems allow
     // 255 bytes per name.
-    let encoded = dataset_dir(name).len() - "snapshots/".len();
+    let encoded = crate::repo::layout::dataset_dir(name).len() - SNAPSHOTS_DIR.len() - 1;
     if encoded > 255 {
         return Err(Error::Invalid(format!(
             "dataset name {name:?} is too long: stored as a directory name it takes {encoded} bytes (each byte other than a letter, digit, '-', '_' or '.' takes 3), and file systems allow 255; choose a shorter name"
@@ -246,62 +247,9 @@ pub fn check_dataset_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The directory holding a dataset's snapshots: the name percent-encoded
-/// so that any dataset name is a portable file name.
-pub fn dataset_dir(name: &str) -> String {
-    let mut out = String::from("snapshots/");
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && out.len() > 10) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The file name of a snapshot.
-pub fn snapshot_name(dataset: &str, id: u64) -> String {
-    format!("{}/{id:010}.json", dataset_dir(dataset))
-}
-
-/// Decode a dataset directory name.
-pub fn decode_dataset_dir(enc: &str) -> Option<String> {
-    let b = enc.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = enc.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dataset_names_encode_and_decode() {
-        for n in ["plain", "with space", "über", ".hidden", "a%b", "x.y"] {
-            let d = dataset_dir(n);
-            let enc = d.strip_prefix("snapshots/").unwrap();
-            assert!(!enc.starts_with('.'));
-            assert!(
-                enc.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.%".contains(&b))
-            );
-            assert_eq!(decode_dataset_dir(enc).as_deref(), Some(n));
-        }
-        assert!(check_dataset_name("a/b").is_err());
-        assert!(check_dataset_name("..").is_err());
-    }
 
     #[test]
     fn time_formats() {

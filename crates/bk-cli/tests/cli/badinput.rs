@@ -6,7 +6,8 @@ use std::path::Path;
 
 use bk_core::Repository;
 use bk_core::id::Id;
-use bk_core::pack::{BlobKind, Compression, PackWriter, pack_name};
+use bk_core::pack::{BlobKind, Compression, PackWriter};
+use bk_core::repo::layout::pack_name;
 use bk_core::snapshot::{RootMeta, Snapshot, Stats};
 use bk_core::tree::{Node, NodeKind, Tree};
 

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 
 use bk_core::Repository;
-use bk_core::pack::pack_name;
+use bk_core::repo::layout::pack_name;
 
 use crate::common::*;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use bk_core::Repository;
-use bk_core::pack::pack_name;
+use bk_core::repo::layout::pack_name;
 use bk_testkit::{ServerKind, ServerOptions, TestServer};
 
 use crate::common::*;

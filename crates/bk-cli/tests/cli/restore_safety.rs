@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bk_core::Repository;
-use bk_core::pack::pack_name;
+use bk_core::repo::layout::pack_name;
 
 use crate::common::*;
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use bk_core::Repository;
 use bk_core::id::Id;
-use bk_core::pack::pack_name;
+use bk_core::repo::layout::pack_name;
 use bk_core::tree::{NodeKind, display_path};
 use chrono::{DateTime, FixedOffset};
 

@@ -15,7 +15,7 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 
 /// Whether `leaf` is a name bk's backends give a file while writing it:
 /// `.tmp-<pid>-<n>` (local) or `.<name>.bkftp-part` (bk-ftp uploads). Only
-/// such names, and only in [`is_repository_dir`]s, are ever removed as
+/// such names, and only in [`crate::repo::layout::is_repository_dir`]s, are ever removed as
 /// leftovers; a user's `.tmp-notes` is not bk's.
 pub fn is_temp_name(leaf: &str) -> bool {
     if let Some(rest) = leaf.strip_prefix(TEMP_PREFIX) {
@@ -26,22 +26,6 @@ pub fn is_temp_name(leaf: &str) -> bool {
         return digits(parts.next()) && digits(parts.next());
     }
     leaf.len() > ".bkftp-part".len() + 1 && leaf.starts_with('.') && leaf.ends_with(".bkftp-part")
-}
-
-/// Whether `dir` (repository-relative, no trailing `/`, `""` for the root)
-/// is one of the directories bk writes files into: the root, `packs/XX`,
-/// `index`, `snapshots/<dataset>`, `locks`, `damaged`.
-pub fn is_repository_dir(dir: &str) -> bool {
-    let mut parts = dir.split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(""), None, None) => true,
-        (Some("index" | "locks" | "damaged"), None, None) => true,
-        (Some("packs"), Some(xx), None) => {
-            xx.len() == 2 && xx.bytes().all(|b| b.is_ascii_hexdigit())
-        }
-        (Some("snapshots"), Some(ds), None) => !ds.is_empty(),
-        _ => false,
-    }
 }
 
 /// One entry of a backend listing.
@@ -84,7 +68,7 @@ pub trait Backend: Send + Sync + Debug {
     fn remove(&self, name: &str) -> Result<()>;
     /// Remove temporary files left by interrupted writers: only bk's own
     /// temporary names ([`is_temp_name`]) in bk's own directories
-    /// ([`is_repository_dir`]). Only call while holding the repository lock.
+    /// ([`crate::repo::layout::is_repository_dir`]). Only call while holding the repository lock.
     fn remove_temp_files(&self) -> Result<usize>;
     /// How many writes are worth running at once (packs upload in parallel
     /// over several connections on network backends).

@@ -14,7 +14,7 @@ use crate::diff::{Change, diff_trees};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
-use crate::pack::{self, BlobEntry, BlobKind, Compression, PackWriter};
+use crate::pack::{BlobEntry, BlobKind, Compression, PackWriter};
 use crate::repo::{Repository, hostname};
 use crate::snapshot::{RootMeta, Snapshot, Stats, Warning, check_dataset_name};
 use crate::tree::{Node, NodeKind, Tree, Xattr, display_path, join};
@@ -271,11 +271,7 @@ fn pack_writer_loop(shared: &Shared<'_>, rx: Receiver<PackWriter>) {
             continue;
         }
         let (id, bytes, entries) = p.finish();
-        match shared
-            .repo
-            .backend()
-            .write(&pack::pack_name(&id), &bytes, false)
-        {
+        match shared.repo.write_pack(&id, &bytes) {
             Ok(()) => {
                 shared
                     .stored_bytes
@@ -670,7 +666,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         .clone()
         .unwrap_or_else(|| Arc::new(NoProgress));
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
-    repo.backend().remove_temp_files()?;
+    repo.recover()?;
     let (mut index, damage) = repo.index_for_backup()?;
 
     let snaps = repo.snapshots(Some(&opts.dataset))?;

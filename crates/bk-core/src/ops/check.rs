@@ -8,6 +8,7 @@ use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{self, BlobKind};
 use crate::repo::Repository;
+use crate::repo::layout;
 use crate::snapshot::Snapshot;
 use crate::tree::{NodeKind, display_path, join};
 
@@ -83,19 +84,14 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     r.blobs = idx.len();
     let mut found = crate::repo::Damage::default();
 
-    let listing: HashMap<Id, (String, u64)> = repo
-        .backend()
-        .list("packs")?
-        .into_iter()
-        .filter_map(|o| pack::pack_id_from_name(&o.name).map(|id| (id, (o.name, o.size))))
-        .collect();
+    let listing: HashMap<Id, (String, u64)> = repo.pack_listing()?;
     let mut unusable: HashSet<Id> = HashSet::new();
     for (id, entries) in idx.packs() {
         match listing.get(id) {
             None => {
                 r.errors.push(format!(
                     "pack {} is in the index but missing",
-                    pack::pack_name(id)
+                    layout::pack_name(id)
                 ));
                 unusable.insert(*id);
             }
@@ -134,7 +130,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                 }
                 continue;
             };
-            let bytes = match repo.backend().read(name) {
+            let bytes = match repo.read_pack(id) {
                 Ok(b) => b,
                 Err(e) if crate::connector::backend::is_not_found(&e) => {
                     r.errors.push(format!("reading pack {name}: {e}"));

@@ -21,6 +21,7 @@ use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{self, BlobEntry, BlobKind, Compression, PackWriter};
 use crate::repo::Repository;
+use crate::repo::layout;
 use crate::snapshot::{Snapshot, Warning};
 use crate::tree::{Node, NodeKind, Tree, display_path, join};
 
@@ -46,7 +47,7 @@ pub struct IndexRepair {
 /// Rebuild the index from the packs. Takes the lock.
 pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
     let _lock = repo.lock("repair index")?;
-    repo.backend().remove_temp_files()?;
+    repo.recover()?;
     let (old_lists, old_names) = repo.index_files()?;
     let mut old: HashMap<Id, Vec<BlobEntry>> = HashMap::new();
     let mut known: HashSet<Id> = HashSet::new();
@@ -60,11 +61,11 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
     };
     let mut lists: Vec<(Id, Vec<BlobEntry>)> = Vec::new();
     let mut rewritten: Vec<String> = Vec::new();
-    for obj in repo.backend().list("packs")? {
-        let Some(id) = pack::pack_id_from_name(&obj.name) else {
-            continue;
-        };
-        let bytes = match repo.backend().read(&obj.name) {
+    let mut listing: Vec<(Id, (String, u64))> = repo.pack_listing()?.into_iter().collect();
+    listing.sort();
+    for (id, (name, size)) in listing {
+        let obj = crate::connector::ObjectInfo { name, size };
+        let bytes = match repo.read_pack(&id) {
             Ok(b) => b,
             Err(e) if crate::connector::backend::is_not_found(&e) => continue,
             Err(e) => return Err(e),
@@ -103,8 +104,7 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
             w.add(e.kind, e.id, e.compression, stored, e.raw_length as usize);
         }
         let (new_id, new_bytes, new_entries) = w.finish();
-        repo.backend()
-            .write(&pack::pack_name(&new_id), &new_bytes, false)?;
+        repo.write_pack(&new_id, &new_bytes)?;
         lists.push((new_id, new_entries));
         rewritten.push(obj.name);
     }
@@ -120,22 +120,24 @@ pub fn repair_index(repo: &Repository) -> Result<IndexRepair> {
     for chunk in lists.chunks(2000) {
         let (id, _) = crate::index::encode(chunk);
         repo.write_index(chunk)?;
-        written.insert(format!("index/{}", id.to_hex()));
+        written.insert(layout::index_name(&id));
     }
     for name in old_names {
         if !written.contains(&name) {
-            repo.backend().remove(&name)?;
+            repo.remove_index_file(&name)?;
         }
     }
-    for obj in repo.backend().list("index")? {
+    for name in repo.index_file_names()? {
         // Stray and damaged files in index/ were skipped on loading; the
         // new index covers every pack, so they go too.
-        if !written.contains(&obj.name) {
-            repo.backend().remove(&obj.name)?;
+        if !written.contains(&name) {
+            repo.remove_index_file(&name)?;
         }
     }
     for name in &rewritten {
-        repo.backend().remove(name)?;
+        if let Some(id) = layout::pack_id_from_name(name) {
+            repo.remove_pack(&id)?;
+        }
     }
     out.packs_rewritten = rewritten;
     repo.clear_damage()?;
@@ -326,9 +328,7 @@ impl Fixer<'_> {
             return Ok(());
         }
         let (id, bytes, entries) = std::mem::take(&mut self.pack).finish();
-        self.repo
-            .backend()
-            .write(&pack::pack_name(&id), &bytes, false)?;
+        self.repo.write_pack(&id, &bytes)?;
         self.repo.write_index(&[(id, entries)])
     }
 }

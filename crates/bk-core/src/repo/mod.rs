@@ -1,5 +1,7 @@
 //! The repository: config, index, blobs, snapshots and the lock.
 
+pub mod layout;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, Index};
 use crate::pack::{self, BlobEntry, BlobKind};
-use crate::snapshot::{self, Select, Snapshot};
+use crate::snapshot::{Select, Snapshot};
 use crate::tree::Tree;
 
 /// The newest repository format this build reads and writes. Version 2
@@ -68,7 +70,7 @@ impl Config {
         let check = |what: &str, v: i64, lo: i64, hi: i64| -> Result<()> {
             if v < lo || v > hi {
                 return Err(Error::Corrupt {
-                    name: "config".into(),
+                    name: layout::CONFIG.into(),
                     reason: format!("{what} is {v}, outside {lo}..={hi}"),
                 });
             }
@@ -94,7 +96,7 @@ impl Config {
         )?;
         if !(c.min <= c.avg && c.avg <= c.max) {
             return Err(Error::Corrupt {
-                name: "config".into(),
+                name: layout::CONFIG.into(),
                 reason: format!(
                     "chunker sizes must grow: min {} <= avg {} <= max {}",
                     c.min, c.avg, c.max
@@ -105,20 +107,13 @@ impl Config {
         check("zstd_level", self.zstd_level.into(), -7, 22)?;
         if self.id.is_empty() {
             return Err(Error::Corrupt {
-                name: "config".into(),
+                name: layout::CONFIG.into(),
                 reason: "the repository id is empty".into(),
             });
         }
         Ok(())
     }
 }
-
-/// Subdirectories of a repository.
-const DIRS: &[&str] = &["packs", "index", "snapshots", "locks"];
-const LOCK_NAME: &str = "locks/exclusive";
-/// Records of damaged packs and blobs found by `check --read-data` or a
-/// backup, one immutable file each; see [`Repository::record_damage`].
-const DAMAGED_DIR: &str = "damaged";
 
 /// A repository on some backend.
 #[derive(Debug, Clone)]
@@ -220,10 +215,10 @@ impl Repository {
         if !backend.root_exists()? {
             return Err(Error::NoRepository(backend.location()));
         }
-        let raw = match backend.read("config") {
+        let raw = match backend.read(layout::CONFIG) {
             Ok(r) => r,
             Err(e) if is_not_found(&e) => {
-                let has_data = ["packs", "index", "snapshots"]
+                let has_data = [layout::PACKS_DIR, layout::INDEX_DIR, layout::SNAPSHOTS_DIR]
                     .iter()
                     .any(|d| backend.list(d).is_ok_and(|l| !l.is_empty()));
                 return Err(Error::NotARepository(
@@ -245,7 +240,7 @@ impl Repository {
             format_version: u32,
         }
         let v: Version = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
-            name: "config".into(),
+            name: layout::CONFIG.into(),
             reason: e.to_string(),
         })?;
         if v.format_version > FORMAT_VERSION {
@@ -255,7 +250,7 @@ impl Repository {
             });
         }
         let config: Config = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
-            name: "config".into(),
+            name: layout::CONFIG.into(),
             reason: e.to_string(),
         })?;
         config.validate()?;
@@ -271,7 +266,7 @@ impl Repository {
     /// one exists already, or if the directory holds anything else.
     pub fn init(backend: Arc<dyn Backend>) -> Result<Repository> {
         if backend.root_exists()? && !backend.root_is_empty()? {
-            return Err(match backend.read("config") {
+            return Err(match backend.read(layout::CONFIG) {
                 Ok(_) => Error::Invalid(format!(
                     "a repository exists already at {}",
                     backend.location()
@@ -282,7 +277,7 @@ impl Repository {
                 ),
             });
         }
-        backend.create_dirs(DIRS)?;
+        backend.create_dirs(layout::DIRS)?;
         let mut seed = Vec::new();
         seed.extend_from_slice(&std::process::id().to_le_bytes());
         seed.extend_from_slice(format!("{:?}", std::time::SystemTime::now()).as_bytes());
@@ -295,7 +290,7 @@ impl Repository {
             zstd_level: 1,
         };
         let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
-        match backend.write("config", &bytes, true) {
+        match backend.write(layout::CONFIG, &bytes, true) {
             Err(e) if is_already_exists(&e) => {
                 return Err(Error::Invalid(format!(
                     "a repository exists already at {}",
@@ -355,6 +350,60 @@ impl Repository {
         &self.backend
     }
 
+    /// The recovery a writer does at start, under the lock: temporary
+    /// files of interrupted writes (ours or a crashed run's) are removed.
+    /// Packs an interrupted run left complete stay: the next backup verifies
+    /// and reuses them ([`Repository::index_for_backup`]). Returns how many
+    /// files were removed.
+    pub fn recover(&self) -> Result<usize> {
+        self.backend.remove_temp_files()
+    }
+
+    /// Every pack file: id → (name, size), from one listing of `packs/`.
+    /// Files there whose names are not pack ids are left out.
+    pub fn pack_listing(&self) -> Result<HashMap<Id, (String, u64)>> {
+        Ok(self
+            .backend
+            .list(layout::PACKS_DIR)?
+            .into_iter()
+            .filter_map(|o| layout::pack_id_from_name(&o.name).map(|id| (id, (o.name, o.size))))
+            .collect())
+    }
+
+    /// A pack file's bytes, whole.
+    pub fn read_pack(&self, id: &Id) -> Result<Vec<u8>> {
+        self.backend.read(&layout::pack_name(id))
+    }
+
+    /// Store a finished pack under its id (an existing file of that name
+    /// is compared, and replaced when it differs).
+    pub fn write_pack(&self, id: &Id, bytes: &[u8]) -> Result<()> {
+        self.backend.write(&layout::pack_name(id), bytes, false)
+    }
+
+    /// Remove a pack file (repair, once its blobs are in a new pack).
+    pub fn remove_pack(&self, id: &Id) -> Result<()> {
+        self.backend.remove(&layout::pack_name(id))
+    }
+
+    /// Names of every file in `index/`, readable or not.
+    pub fn index_file_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .backend
+            .list(layout::INDEX_DIR)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect())
+    }
+
+    /// Remove an index file (repair, once a new index covers its packs).
+    pub fn remove_index_file(&self, name: &str) -> Result<()> {
+        if !name.starts_with(&format!("{}/", layout::INDEX_DIR)) {
+            return Err(Error::Invalid(format!("{name} is not an index file")));
+        }
+        self.backend.remove(name)
+    }
+
     /// The config.
     pub fn config(&self) -> &Config {
         &self.config
@@ -370,12 +419,12 @@ impl Repository {
             return Ok(None);
         }
         let corrupt = |e: serde_json::Error| Error::Corrupt {
-            name: "config".into(),
+            name: layout::CONFIG.into(),
             reason: e.to_string(),
         };
         // Read again: another backup may have upgraded it meanwhile.
         let mut config: Config =
-            serde_json::from_slice(&self.backend.read("config")?).map_err(corrupt)?;
+            serde_json::from_slice(&self.backend.read(layout::CONFIG)?).map_err(corrupt)?;
         let found = config.format_version;
         if found >= FORMAT_VERSION {
             return Ok(None);
@@ -384,7 +433,7 @@ impl Repository {
         let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
         // The config is one of the few files ever rewritten: atomically,
         // so a reader sees the old or the new one, never none.
-        self.backend.replace("config", &bytes)?;
+        self.backend.replace(layout::CONFIG, &bytes)?;
         Ok(Some(found))
     }
 
@@ -405,7 +454,7 @@ impl Repository {
     pub(crate) fn index_files(&self) -> Result<(PackLists, Vec<String>)> {
         let mut lists = Vec::new();
         let mut names = Vec::new();
-        for obj in self.backend.list("index")? {
+        for obj in self.backend.list(layout::INDEX_DIR)? {
             let leaf = obj.name.rsplit('/').next().unwrap_or(&obj.name);
             let Some(id) = Id::from_hex(leaf) else {
                 self.note(format!(
@@ -433,7 +482,7 @@ impl Repository {
     /// Every damage record of the repository, merged.
     pub fn damage(&self) -> Result<Damage> {
         let mut all = Damage::default();
-        for obj in self.backend.list(DAMAGED_DIR)? {
+        for obj in self.backend.list(layout::DAMAGED_DIR)? {
             let bytes = self.backend.read(&obj.name)?;
             match serde_json::from_slice::<Damage>(&bytes) {
                 Ok(d) => {
@@ -458,7 +507,7 @@ impl Repository {
             return Ok(());
         }
         let bytes = serde_json::to_vec_pretty(damage).expect("damage serializes");
-        let name = format!("{DAMAGED_DIR}/{}.json", Id::hash(&bytes).to_hex());
+        let name = layout::damage_name(&Id::hash(&bytes));
         self.backend.write(&name, &bytes, false)
     }
 
@@ -480,7 +529,7 @@ impl Repository {
         if !touches(known) {
             return Ok(());
         }
-        let files = self.backend.list(DAMAGED_DIR)?;
+        let files = self.backend.list(layout::DAMAGED_DIR)?;
         let all = self.damage()?;
         if !touches(&all) {
             return Ok(());
@@ -499,7 +548,7 @@ impl Repository {
         };
         self.record_damage(&rest)?;
         let kept = serde_json::to_vec_pretty(&rest).expect("damage serializes");
-        let kept = format!("{DAMAGED_DIR}/{}.json", Id::hash(&kept).to_hex());
+        let kept = layout::damage_name(&Id::hash(&kept));
         for obj in files {
             if obj.name != kept {
                 self.backend.remove(&obj.name)?;
@@ -511,7 +560,7 @@ impl Repository {
     /// Remove every damage record (after `bk repair index` wrote an index
     /// that leaves the damaged copies out).
     pub fn clear_damage(&self) -> Result<()> {
-        for obj in self.backend.list(DAMAGED_DIR)? {
+        for obj in self.backend.list(layout::DAMAGED_DIR)? {
             self.backend.remove(&obj.name)?;
         }
         Ok(())
@@ -541,8 +590,8 @@ impl Repository {
     /// backup), with their sizes.
     pub fn unindexed_packs(&self, idx: &Index) -> Result<Vec<(Id, String, u64)>> {
         let mut out = Vec::new();
-        for obj in self.backend.list("packs")? {
-            let Some(id) = pack::pack_id_from_name(&obj.name) else {
+        for obj in self.backend.list(layout::PACKS_DIR)? {
+            let Some(id) = layout::pack_id_from_name(&obj.name) else {
                 continue;
             };
             if !idx.has_pack(&id) {
@@ -564,9 +613,9 @@ impl Repository {
         let mut damage = self.damage()?;
         let listing: HashMap<Id, (String, u64)> = self
             .backend
-            .list("packs")?
+            .list(layout::PACKS_DIR)?
             .into_iter()
-            .filter_map(|o| pack::pack_id_from_name(&o.name).map(|id| (id, (o.name, o.size))))
+            .filter_map(|o| layout::pack_id_from_name(&o.name).map(|id| (id, (o.name, o.size))))
             .collect();
         let mut found = Damage::default();
         let mut seen = std::collections::HashSet::new();
@@ -583,7 +632,7 @@ impl Repository {
                 None => {
                     self.note(format!(
                         "pack {} is missing: its blobs will be stored again",
-                        pack::pack_name(pack)
+                        layout::pack_name(pack)
                     ));
                     found.packs.push(*pack);
                 }
@@ -655,8 +704,7 @@ impl Repository {
             return Ok(());
         }
         let (id, bytes) = index::encode(packs);
-        self.backend
-            .write(&format!("index/{}", id.to_hex()), &bytes, false)
+        self.backend.write(&layout::index_name(&id), &bytes, false)
     }
 
     fn whole_pack(&self, pack: &Id) -> Result<Arc<Vec<u8>>> {
@@ -682,7 +730,7 @@ impl Repository {
                 c
             }
         };
-        let name = pack::pack_name(pack);
+        let name = layout::pack_name(pack);
         cell.get_or_init(|| {
             self.backend
                 .read(&name)
@@ -711,7 +759,7 @@ impl Repository {
         let stored = self
             .backend
             .read_range(
-                &pack::pack_name(&loc.pack),
+                &layout::pack_name(&loc.pack),
                 loc.entry.offset as u64,
                 loc.entry.length as u64,
             )
@@ -748,12 +796,12 @@ impl Repository {
     pub fn datasets(&self) -> Result<Vec<String>> {
         let mut out: Vec<String> = self
             .backend
-            .list("snapshots")?
+            .list(layout::SNAPSHOTS_DIR)?
             .into_iter()
             .filter_map(|o| {
                 let mut parts = o.name.split('/');
                 parts.next();
-                snapshot::decode_dataset_dir(parts.next()?)
+                layout::decode_dataset_dir(parts.next()?)
             })
             .collect();
         out.sort();
@@ -785,8 +833,8 @@ impl Repository {
         dataset: Option<&str>,
     ) -> Result<(Vec<Snapshot>, Vec<SkippedFile>)> {
         let dir = match dataset {
-            Some(d) => snapshot::dataset_dir(d),
-            None => "snapshots".to_string(),
+            Some(d) => layout::dataset_dir(d),
+            None => layout::SNAPSHOTS_DIR.to_string(),
         };
         let mut out = Vec::new();
         let mut bad = Vec::new();
@@ -804,7 +852,7 @@ impl Repository {
             }
             let bytes = self.backend.read(&obj.name)?;
             match serde_json::from_slice::<Snapshot>(&bytes) {
-                Ok(s) if snapshot::snapshot_name(&s.dataset, s.id) == obj.name => out.push(s),
+                Ok(s) if layout::snapshot_name(&s.dataset, s.id) == obj.name => out.push(s),
                 Ok(s) => bad.push((
                     obj.name.clone(),
                     format!("it describes snapshot {} of {:?}", s.id, s.dataset),
@@ -823,11 +871,8 @@ impl Repository {
     /// backup visible.
     pub fn commit_snapshot(&self, snap: &Snapshot) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(snap).expect("snapshot serializes");
-        self.backend.write(
-            &snapshot::snapshot_name(&snap.dataset, snap.id),
-            &bytes,
-            true,
-        )
+        self.backend
+            .write(&layout::snapshot_name(&snap.dataset, snap.id), &bytes, true)
     }
 
     /// Rewrite a committed snapshot under its own number (`bk repair
@@ -835,7 +880,7 @@ impl Repository {
     pub fn replace_snapshot(&self, snap: &Snapshot) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(snap).expect("snapshot serializes");
         self.backend
-            .replace(&snapshot::snapshot_name(&snap.dataset, snap.id), &bytes)
+            .replace(&layout::snapshot_name(&snap.dataset, snap.id), &bytes)
     }
 
     /// Take the exclusive lock. A lock whose owner is a dead process on this
@@ -845,7 +890,7 @@ impl Repository {
         let info = LockInfo::new(command);
         let bytes = serde_json::to_vec(&info).expect("lock serializes");
         for _ in 0..3 {
-            match self.backend.write(LOCK_NAME, &bytes, true) {
+            match self.backend.write(layout::LOCK, &bytes, true) {
                 Ok(()) => {
                     return Ok(RepoLock {
                         backend: self.backend.clone(),
@@ -860,7 +905,7 @@ impl Repository {
                             "removed a stale lock: {} is no longer running on this machine",
                             h.describe()
                         ));
-                        let _ = self.backend.remove(LOCK_NAME);
+                        let _ = self.backend.remove(layout::LOCK);
                         continue;
                     }
                     Some(h) => {
@@ -879,7 +924,7 @@ impl Repository {
 
     /// Who holds the lock, if anyone.
     pub fn lock_holder(&self) -> Result<Option<LockInfo>> {
-        match self.backend.read(LOCK_NAME) {
+        match self.backend.read(layout::LOCK) {
             Ok(b) => Ok(Some(serde_json::from_slice(&b).unwrap_or(LockInfo {
                 host: "?".into(),
                 pid: 0,
@@ -908,7 +953,7 @@ impl Repository {
                 h.describe()
             )));
         }
-        self.backend.remove(LOCK_NAME)?;
+        self.backend.remove(layout::LOCK)?;
         Ok(Some(h))
     }
 
@@ -1001,13 +1046,13 @@ impl RepoLock {
     }
 
     fn remove_own(&self) -> Result<()> {
-        let current = match self.backend.read(LOCK_NAME) {
+        let current = match self.backend.read(layout::LOCK) {
             Ok(b) => serde_json::from_slice::<LockInfo>(&b).ok(),
             Err(e) if is_not_found(&e) => return Ok(()),
             Err(e) => return Err(e),
         };
         if current.is_some_and(|c| c.token == self.token) {
-            self.backend.remove(LOCK_NAME)?;
+            self.backend.remove(layout::LOCK)?;
         }
         Ok(())
     }
@@ -1102,7 +1147,7 @@ mod tests {
         let mut stale = LockInfo::new("dead");
         stale.pid = i32::MAX as u32 - 7;
         repo.backend()
-            .write(LOCK_NAME, &serde_json::to_vec(&stale).unwrap(), true)
+            .write(layout::LOCK, &serde_json::to_vec(&stale).unwrap(), true)
             .unwrap();
         let l = repo.lock("third").unwrap();
         drop(l);
@@ -1209,7 +1254,7 @@ impl<'a> PackFeed<'a> {
             }
             cell
         };
-        let name = pack::pack_name(&pack);
+        let name = layout::pack_name(&pack);
         let data = cell
             .get_or_init(|| {
                 self.repo

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 
 use bk_ftp::{EntryKind, ErrorKind, FtpClient, FtpConfig, FtpUrl, Pool, url};
 
-use crate::connector::backend::{Backend, ObjectInfo, is_repository_dir, is_temp_name};
+use crate::connector::backend::{Backend, ObjectInfo, is_temp_name};
 use crate::error::{Error, Result, backend_err};
+use crate::repo::layout::is_repository_dir;
 
 /// A repository under a directory of an FTP or FTPS server. Writes go to a
 /// temporary name, are confirmed with SIZE and renamed into place; several

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::connector::backend::{
-    Backend, ObjectInfo, TEMP_PREFIX, is_repository_dir, is_temp_name,
-};
+use crate::connector::backend::{Backend, ObjectInfo, TEMP_PREFIX, is_temp_name};
 use crate::error::{Result, backend_err};
+use crate::repo::layout::{PACKS_DIR, SNAPSHOTS_DIR, is_repository_dir};
 
 /// A repository in a local (or mounted) directory.
 #[derive(Debug)]
@@ -269,8 +268,8 @@ impl Backend for LocalBackend {
                     Ok(ft)
                         if ft.is_dir()
                             && (is_repository_dir(&rel)
-                                || rel == "packs"
-                                || rel == "snapshots") =>
+                                || rel == PACKS_DIR
+                                || rel == SNAPSHOTS_DIR) =>
                     {
                         stack.push(rel);
                     }
