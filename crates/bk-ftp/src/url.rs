@@ -58,6 +58,32 @@ pub struct FtpUrl {
 }
 
 impl FtpUrl {
+    /// A server typed as an address: `host`, `host:port` or `[v6]:port`,
+    /// optionally with `ftp://` or `ftps://` in front (which then decides
+    /// TLS, else `tls` does). Anonymous login, path `/`; no user, password
+    /// or path may be given this way.
+    pub fn server(address: &str, tls: bool) -> Result<FtpUrl> {
+        let mut a = address.trim();
+        let mut tls = tls;
+        if let Some(r) = a.strip_prefix("ftps://") {
+            a = r;
+            tls = true;
+        } else if let Some(r) = a.strip_prefix("ftp://") {
+            a = r;
+        }
+        let a = a.trim_end_matches('/');
+        let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
+        if a.is_empty() || !a.chars().all(host_chars) {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "parsing server address",
+                "expected host or host:port".to_string(),
+            ));
+        }
+        let scheme = if tls { "ftps" } else { "ftp" };
+        FtpUrl::parse(&format!("{scheme}://{a}/"))
+    }
+
     /// Parse `ftp://[user[:password]@]host[:port][/path]` or `ftps://…`.
     /// Percent-escapes in the user, password and path are decoded.
     pub fn parse(s: &str) -> Result<FtpUrl> {
@@ -239,6 +265,19 @@ pub fn file_name(p: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_addresses() {
+        let u = FtpUrl::server("127.0.0.1:2121", false).unwrap();
+        assert_eq!(u.addr(), "127.0.0.1:2121");
+        assert_eq!((u.user.as_str(), u.scheme), ("anonymous", Scheme::Ftp));
+        let u = FtpUrl::server(" ftps://example.org/ ", false).unwrap();
+        assert_eq!((u.port, u.scheme), (21, Scheme::Ftps));
+        assert_eq!(FtpUrl::server("h", true).unwrap().scheme, Scheme::Ftps);
+        for bad in ["user@host", "host:notaport", "", "h/path", "ftp://u:pw@h"] {
+            assert!(FtpUrl::server(bad, false).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_and_never_shows_the_password() {

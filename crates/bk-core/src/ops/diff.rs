@@ -14,7 +14,7 @@ pub fn diff_snapshots(
     a: &Snapshot,
     b: &Snapshot,
 ) -> Result<Vec<(Change, Vec<u8>, tree::Node)>> {
-    let idx = repo.load_index()?;
+    let idx = repo.index()?;
     let mut out = Vec::new();
     let mut load = |id: &Id| repo.read_tree(&idx, id);
     diff_trees(&mut load, Some(&a.tree), Some(&b.tree), &mut |c, p, n| {

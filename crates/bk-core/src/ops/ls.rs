@@ -44,7 +44,7 @@ pub fn list_snapshot_partial(
     snap: &Snapshot,
     path: Option<&[u8]>,
 ) -> Result<(Vec<ListEntry>, Vec<UnreadableDir>)> {
-    let idx = repo.load_index()?;
+    let idx = repo.index()?;
     let plan = restore::plan(repo, &idx, snap, path)?;
     let unreadable = plan.unreadable;
     let skip_parents = path.map_or(0, |p| {

@@ -391,7 +391,7 @@ pub fn restore_with(
 ) -> Result<RestoreReport> {
     let snaps = repo.snapshots(Some(dataset))?;
     let snap = select(dataset, &snaps, opts.select)?.clone();
-    let idx = repo.load_index()?;
+    let idx = repo.index()?;
     let plan = plan(repo, &idx, &snap, opts.path.as_deref())?;
     let progress: &dyn RestoreProgress = match &opts.progress {
         Some(p) => &**p,

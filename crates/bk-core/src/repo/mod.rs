@@ -122,6 +122,9 @@ pub struct Repository {
     config: Config,
     packs: Arc<PackCache>,
     notes: Arc<Mutex<Vec<String>>>,
+    /// The index as [`Repository::index`] loaded it; dropped when this
+    /// process writes index files or damage records.
+    index: Arc<Mutex<Option<Arc<Index>>>>,
 }
 
 /// (pack, its blob entries) lists, as index files hold them.
@@ -258,6 +261,7 @@ impl Repository {
             backend,
             config,
             packs: Arc::default(),
+            index: Arc::default(),
             notes: Arc::default(),
         })
     }
@@ -303,6 +307,7 @@ impl Repository {
             backend,
             config,
             packs: Arc::default(),
+            index: Arc::default(),
             notes: Arc::default(),
         })
     }
@@ -398,6 +403,7 @@ impl Repository {
 
     /// Remove an index file (repair, once a new index covers its packs).
     pub fn remove_index_file(&self, name: &str) -> Result<()> {
+        self.index_changed();
         if !name.starts_with(&format!("{}/", layout::INDEX_DIR)) {
             return Err(Error::Invalid(format!("{name} is not an index file")));
         }
@@ -435,6 +441,36 @@ impl Repository {
         // so a reader sees the old or the new one, never none.
         self.backend.replace(layout::CONFIG, &bytes)?;
         Ok(Some(found))
+    }
+
+    /// The index of every readable index file, without recorded damage:
+    /// loaded on first use and kept, so that callers need not carry one.
+    /// Writing index files or damage records through this repository
+    /// drops it; another process's writes are seen by a new `Repository`.
+    pub fn index(&self) -> Result<Arc<Index>> {
+        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = &*slot {
+            return Ok(Arc::clone(i));
+        }
+        let i = Arc::new(self.load_index()?);
+        *slot = Some(Arc::clone(&i));
+        Ok(i)
+    }
+
+    fn index_changed(&self) {
+        *self.index.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// A tree, verified and parsed, found through [`Repository::index`].
+    pub fn tree(&self, id: &Id) -> Result<Tree> {
+        let idx = self.index()?;
+        self.read_tree(&idx, id)
+    }
+
+    /// A blob's content, verified, found through [`Repository::index`].
+    pub fn blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let idx = self.index()?;
+        self.read_blob(&idx, id)
     }
 
     /// Read every index file, leaving out what [`Repository::damage`]
@@ -503,6 +539,7 @@ impl Repository {
     /// against them and no restore reads them while another copy exists.
     /// An immutable file of its own, named by its hash.
     pub fn record_damage(&self, damage: &Damage) -> Result<()> {
+        self.index_changed();
         if damage.is_empty() {
             return Ok(());
         }
@@ -521,6 +558,7 @@ impl Repository {
     /// [`Repository::index_for_backup`]): when it says nothing of these
     /// packs, nothing is read or written (the common case costs no I/O).
     pub fn clear_damage_of(&self, known: &Damage, packs: &[Id]) -> Result<()> {
+        self.index_changed();
         let written: std::collections::HashSet<&Id> = packs.iter().collect();
         let touches = |d: &Damage| {
             d.packs.iter().any(|p| written.contains(p))
@@ -560,6 +598,7 @@ impl Repository {
     /// Remove every damage record (after `bk repair index` wrote an index
     /// that leaves the damaged copies out).
     pub fn clear_damage(&self) -> Result<()> {
+        self.index_changed();
         for obj in self.backend.list(layout::DAMAGED_DIR)? {
             self.backend.remove(&obj.name)?;
         }
@@ -703,6 +742,7 @@ impl Repository {
         if packs.is_empty() {
             return Ok(());
         }
+        self.index_changed();
         let (id, bytes) = index::encode(packs);
         self.backend.write(&layout::index_name(&id), &bytes, false)
     }

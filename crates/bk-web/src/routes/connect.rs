@@ -157,23 +157,10 @@ pub(super) async fn connect(req: HttpRequest, st: St, form: web::Form<ConnectFor
     }
 }
 
-/// `host`, `host:port`, `[v6]:port`, optionally with `ftp://` / `ftps://`.
+/// `host`, `host:port`, `[v6]:port`, optionally with `ftp://` / `ftps://`
+/// (bk-ftp parses it).
 pub(super) fn server_url(address: &str, tls: bool) -> Result<FtpUrl, String> {
-    let mut a = address.trim();
-    let mut tls = tls;
-    if let Some(r) = a.strip_prefix("ftps://") {
-        a = r;
-        tls = true;
-    } else if let Some(r) = a.strip_prefix("ftp://") {
-        a = r;
-    }
-    let a = a.trim_end_matches('/');
-    let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
-    if a.is_empty() || !a.chars().all(host_chars) {
-        return Err("Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".into());
-    }
-    let scheme = if tls { "ftps" } else { "ftp" };
-    FtpUrl::parse(&format!("{scheme}://{a}/")).map_err(|_| {
+    FtpUrl::server(address, tls).map_err(|_| {
         "Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".to_string()
     })
 }
