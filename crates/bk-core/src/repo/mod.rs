@@ -131,9 +131,9 @@ pub struct Repository {
     config: Config,
     packs: Arc<PackCache>,
     notes: Arc<Mutex<Vec<String>>>,
-    /// The index as [`Repository::index`] loaded it; dropped when this
-    /// process writes index files or damage records.
-    index: Arc<Mutex<Option<Arc<Index>>>>,
+    /// The index as [`Repository::index`] loaded it, with the names of the
+    /// index files and damage records it was loaded from.
+    index: Arc<Mutex<Option<(Vec<String>, Arc<Index>)>>>,
 }
 
 /// (pack, its blob entries) lists, as index files hold them.
@@ -387,16 +387,28 @@ impl Repository {
     }
 
     /// The index of every readable index file, without recorded damage:
-    /// loaded on first use and kept, so that callers need not carry one.
-    /// Writing index files or damage records through this repository
-    /// drops it; another process's writes are seen by a new `Repository`.
+    /// loaded on first use and kept while the repository's index files and
+    /// damage records stay the same (checked with a listing of each), so
+    /// that callers need not carry one.
     pub fn index(&self) -> Result<Arc<Index>> {
+        // Index files and damage records are immutable and named by their
+        // content, so their names say whether the cached index is current
+        // (another process may have backed up since: a long-lived web UI).
+        let mut key = self.index_file_names()?;
+        key.extend(
+            self.backend
+                .list(layout::DAMAGED_DIR)?
+                .into_iter()
+                .map(|o| o.name),
+        );
         let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = &*slot {
+        if let Some((k, i)) = &*slot
+            && *k == key
+        {
             return Ok(Arc::clone(i));
         }
         let i = Arc::new(self.load_index()?);
-        *slot = Some(Arc::clone(&i));
+        *slot = Some((key, Arc::clone(&i)));
         Ok(i)
     }
 

@@ -1,6 +1,7 @@
 //! The backups view, a snapshot's tree, downloads, and comparing two snapshots.
 
 use super::*;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 pub(super) struct DatasetQ {
@@ -85,12 +86,11 @@ fn resolve(
     dataset: &str,
     id: u64,
     comps: &[Vec<u8>],
-) -> Result<(Snapshot, Index, Found), WebError> {
-    let snaps = repo.snapshots(Some(dataset)).map_err(core_err)?;
-    let snap = bk_core::snapshot::select(dataset, &snaps, Select::Id(id))
-        .map_err(core_err)?
-        .clone();
-    let idx = repo.load_index().map_err(core_err)?;
+) -> Result<(Snapshot, Arc<Index>, Found), WebError> {
+    let snap = repo
+        .find_snapshot(dataset, Select::Id(id))
+        .map_err(core_err)?;
+    let idx = repo.index().map_err(core_err)?;
     if comps.is_empty() {
         return Ok((snap, idx, Found::Root));
     }
@@ -294,10 +294,13 @@ pub(super) async fn compare(req: HttpRequest, st: St, q: web::Query<CompareQ>) -
     let repo = conn.repo.clone();
     let (dataset, a, b) = (q.dataset.clone(), q.a, q.b);
     let groups = blocking(move || {
-        let snaps = repo.snapshots(Some(&dataset)).map_err(core_err)?;
-        let sa = bk_core::snapshot::select(&dataset, &snaps, Select::Id(a)).map_err(core_err)?;
-        let sb = bk_core::snapshot::select(&dataset, &snaps, Select::Id(b)).map_err(core_err)?;
-        let changes = bk_core::diff_snapshots(&repo, sa, sb).map_err(core_err)?;
+        let sa = repo
+            .find_snapshot(&dataset, Select::Id(a))
+            .map_err(core_err)?;
+        let sb = repo
+            .find_snapshot(&dataset, Select::Id(b))
+            .map_err(core_err)?;
+        let changes = bk_core::diff_snapshots(&repo, &sa, &sb).map_err(core_err)?;
         let mut g = [
             ChangeGroup {
                 kind: "added",
