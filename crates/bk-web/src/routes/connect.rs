@@ -3,6 +3,8 @@
 
 use super::*;
 
+use bk_ftp::Scheme;
+
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
     #[serde(default)]
@@ -157,25 +159,57 @@ pub(super) async fn connect(req: HttpRequest, st: St, form: web::Form<ConnectFor
     }
 }
 
-/// `host`, `host:port`, `[v6]:port`, optionally with `ftp://` / `ftps://`.
+/// `host`, `host:port`, `[v6]:port`, or such an address as an FTP URL
+/// (bk-ftp reads its scheme); `tls` asks for FTPS.
 pub(super) fn server_url(address: &str, tls: bool) -> Result<FtpUrl, String> {
-    let mut a = address.trim();
-    let mut tls = tls;
-    if let Some(r) = a.strip_prefix("ftps://") {
-        a = r;
-        tls = true;
-    } else if let Some(r) = a.strip_prefix("ftp://") {
-        a = r;
-    }
-    let a = a.trim_end_matches('/');
-    let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
-    if a.is_empty() || !a.chars().all(host_chars) {
-        return Err("Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".into());
-    }
-    let scheme = if tls { "ftps" } else { "ftp" };
-    FtpUrl::parse(&format!("{scheme}://{a}/")).map_err(|_| {
+    let bad = || {
         "Enter the server's address as host or host:port, such as 192.168.1.1 or ftp.example.org:2121.".to_string()
-    })
+    };
+    let a = address.trim().trim_end_matches('/');
+    let host_chars = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
+    let (hostport, typed) = match a.split_once("://") {
+        Some((_, h)) => (h, true),
+        None => (a, false),
+    };
+    if hostport.is_empty() || !hostport.chars().all(host_chars) {
+        return Err(bad());
+    }
+    let mut url = if typed {
+        FtpUrl::parse(&format!("{a}/")).map_err(|_| bad())?
+    } else {
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            let (host, rest) = h.split_once(']').ok_or_else(bad)?;
+            match rest {
+                "" => (host, 21),
+                p => (
+                    host,
+                    p.strip_prefix(':')
+                        .and_then(|p| p.parse().ok())
+                        .ok_or_else(bad)?,
+                ),
+            }
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+                None => (hostport, 21),
+            }
+        };
+        if host.is_empty() || host.contains(['[', ']']) {
+            return Err(bad());
+        }
+        FtpUrl {
+            scheme: Scheme::Ftp,
+            user: "anonymous".into(),
+            password: None,
+            host: host.to_string(),
+            port,
+            path: "/".into(),
+        }
+    };
+    if tls {
+        url.scheme = Scheme::Ftps;
+    }
+    Ok(url)
 }
 
 fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (StatusCode, String)> {
