@@ -79,6 +79,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/compare", web::get().to(snapshots::compare))
                 .route("/restore", web::get().to(recover::restore_form))
                 .route("/restore", web::post().to(recover::restore))
+                .route("/check", web::post().to(check::check))
                 .default_service(web::to(not_found)),
         );
     }
@@ -170,6 +171,7 @@ macro_rules! gate {
     };
 }
 
+mod check;
 mod connect;
 mod datasets;
 mod job_pages;

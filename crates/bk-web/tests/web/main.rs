@@ -2,6 +2,7 @@
 //! against a real repository, local folders and the embedded FTP server.
 
 mod cancel;
+mod check;
 mod common;
 mod ftp;
 mod partial;
