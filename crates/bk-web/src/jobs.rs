@@ -1,14 +1,20 @@
-//! Backups and restores started from the UI run as jobs on their own
-//! threads; pages and the event stream read their counters.
+//! Operations started from the UI (backups, restores, checks) run as jobs
+//! on their own threads; pages and the event stream read their counters.
 //!
 //! A job record holds what the user may see (titles with paths and URLs
 //! that never include a password, counters, the summary); the credentials
 //! live only in the closure the job's thread runs.
+//!
+//! Each job has a [`Cancel`] token made by the [`JobStore`]: the Cancel
+//! button sets it, the operation checks it and stops with
+//! [`bk_core::Error::Cancelled`], and the job then ends as cancelled, not
+//! failed. A job runs `Running` → `Done`, `Failed` or `Cancelled`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bk_core::Cancel;
 use bk_core::tree::display_path;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -16,14 +22,60 @@ use serde::Serialize;
 /// At most this many finished jobs are remembered.
 const KEEP_FINISHED: usize = 200;
 
-/// A backup or a restore.
+/// The operation a job runs. Adding one: a variant here and its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum JobKind {
     /// A backup.
     Backup,
     /// A restore.
     Restore,
+    /// A repository check.
+    Check,
+}
+
+impl JobKind {
+    /// What its page calls it: "Backup", "Recovery", "Check".
+    pub fn label(self) -> &'static str {
+        match self {
+            JobKind::Backup => "Backup",
+            JobKind::Restore => "Recovery",
+            JobKind::Check => "Check",
+        }
+    }
+}
+
+/// How a job ended other than with a summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// The operation stopped because the job was cancelled.
+    Cancelled,
+    /// The operation failed; the message is shown to the user.
+    Failed(String),
+}
+
+impl JobError {
+    /// The end of a job whose operation returned `e`; a failure's message
+    /// goes through `shown` (which removes secrets) first.
+    pub fn from_core(e: bk_core::Error, shown: impl FnOnce(String) -> String) -> JobError {
+        match e {
+            bk_core::Error::Cancelled => JobError::Cancelled,
+            e => JobError::Failed(shown(e.to_string())),
+        }
+    }
+}
+
+impl From<String> for JobError {
+    fn from(m: String) -> JobError {
+        JobError::Failed(m)
+    }
+}
+
+impl From<&str> for JobError {
+    fn from(m: &str) -> JobError {
+        JobError::Failed(m.to_string())
+    }
 }
 
 /// How a job ended.
@@ -44,6 +96,7 @@ enum State {
     Running,
     Done(Summary),
     Failed(String),
+    Cancelled,
 }
 
 /// One job.
@@ -51,7 +104,7 @@ enum State {
 pub struct Job {
     /// Its number.
     pub id: u64,
-    /// Backup or restore.
+    /// The operation it runs.
     pub kind: JobKind,
     /// One line saying what it does.
     pub title: String,
@@ -68,6 +121,7 @@ pub struct Job {
     current: Mutex<Vec<u8>>,
     state: Mutex<State>,
     finished: Mutex<Option<Instant>>,
+    cancel: Cancel,
 }
 
 /// What a page or an event shows of a job.
@@ -75,14 +129,18 @@ pub struct Job {
 pub struct JobView {
     /// Number.
     pub id: u64,
-    /// backup / restore.
+    /// backup / restore / check.
     pub kind: JobKind,
+    /// "Backup", "Recovery", "Check".
+    pub kind_label: &'static str,
     /// What it does.
     pub title: String,
     /// Dataset.
     pub dataset: String,
-    /// `running`, `done`, `failed`.
+    /// `running`, `done`, `failed`, `cancelled`.
     pub state: &'static str,
+    /// Cancel was asked for (the job may still be stopping).
+    pub cancel_requested: bool,
     /// Start time, RFC 3339 UTC.
     pub started: String,
     /// The walk or plan is done and the totals are known.
@@ -132,6 +190,7 @@ impl Job {
             current: Mutex::default(),
             state: Mutex::new(State::Running),
             finished: Mutex::default(),
+            cancel: Cancel::new(),
         }
     }
 
@@ -162,12 +221,33 @@ impl Job {
         self.files_done.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn finish(&self, r: Result<Summary, String>) {
+    fn finish(&self, r: Result<Summary, JobError>) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = match r {
             Ok(s) => State::Done(s),
-            Err(e) => State::Failed(e),
+            Err(JobError::Failed(e)) => State::Failed(e),
+            Err(JobError::Cancelled) => State::Cancelled,
         };
         *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Ask the job to stop: sets its cancel token. Returns whether the job
+    /// was still running (asking twice is harmless); `false` means it had
+    /// already ended and nothing changed.
+    pub fn cancel(&self) -> bool {
+        // Under the state lock, so that a job is never ended and then
+        // marked as asked to stop.
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, State::Running) {
+            self.cancel.cancel();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether cancel was asked for.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     /// Whether the job still runs.
@@ -195,7 +275,7 @@ impl Job {
         let secs = elapsed.as_secs_f64().max(0.001);
         let rate = bytes_done as f64 / secs;
         let running = matches!(state, State::Running);
-        let percent = if !running && !matches!(state, State::Failed(_)) {
+        let percent = if matches!(state, State::Done(_)) {
             100
         } else if bytes_total > 0 {
             ((bytes_done.min(bytes_total) as f64 / bytes_total as f64) * 100.0) as u32
@@ -215,13 +295,16 @@ impl Job {
             State::Running => ("running", None, None),
             State::Done(s) => ("done", None, Some(s)),
             State::Failed(e) => ("failed", Some(e), None),
+            State::Cancelled => ("cancelled", None, None),
         };
         JobView {
             id: self.id,
             kind: self.kind,
+            kind_label: self.kind.label(),
             title: self.title.clone(),
             dataset: self.dataset.clone(),
             state: st,
+            cancel_requested: self.cancel.is_cancelled(),
             started: self.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             planned,
             files_done,
@@ -282,13 +365,15 @@ pub struct JobStore {
 
 impl JobStore {
     /// Start `work` on a new thread as job `kind` with `title`. `work` gets
-    /// the job (for a [`Tracker`]) and returns the summary or a message.
+    /// the job (for a [`Tracker`]) and the job's cancel token (for the
+    /// operation's options), and returns the summary, or how it ended
+    /// otherwise.
     pub fn spawn(
         &self,
         kind: JobKind,
         title: String,
         dataset: String,
-        work: impl FnOnce(Arc<Job>) -> Result<Summary, String> + Send + 'static,
+        work: impl FnOnce(Arc<Job>, Cancel) -> Result<Summary, JobError> + Send + 'static,
     ) -> Arc<Job> {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let job = Arc::new(Job::new(id, kind, title, dataset));
@@ -309,15 +394,18 @@ impl JobStore {
             }
         }
         let j = job.clone();
+        let cancel = job.cancel.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("bk-web-job-{id}"))
             .spawn(move || {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(j.clone())))
-                    .unwrap_or_else(|_| Err("the job stopped on an internal error".into()));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    work(j.clone(), cancel)
+                }))
+                .unwrap_or_else(|_| Err("the job stopped on an internal error".into()));
                 j.finish(r);
             });
         if let Err(e) = spawned {
-            job.finish(Err(format!("could not start the job: {e}")));
+            job.finish(Err(format!("could not start the job: {e}").into()));
         }
         job
     }
@@ -376,7 +464,7 @@ mod tests {
     fn a_job_reports_progress_and_its_end() {
         let store = JobStore::default();
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let job = store.spawn(JobKind::Backup, "t".into(), "ds".into(), move |j| {
+        let job = store.spawn(JobKind::Backup, "t".into(), "ds".into(), move |j, _| {
             let t = Tracker(j);
             bk_core::Progress::scanned(&t, 10, 2, 200);
             bk_core::Progress::bytes_read(&t, b"a/b", 100);
@@ -408,7 +496,7 @@ mod tests {
     #[test]
     fn a_panicking_job_fails_cleanly() {
         let store = JobStore::default();
-        let job = store.spawn(JobKind::Restore, "t".into(), "ds".into(), |_| {
+        let job = store.spawn(JobKind::Restore, "t".into(), "ds".into(), |_, _| {
             panic!("boom");
         });
         for _ in 0..100 {
@@ -418,6 +506,76 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(job.view().state, "failed");
+    }
+
+    fn wait_end(job: &Job) {
+        let t = Instant::now();
+        while job.running() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_job_whose_operation_stops_on_its_token_ends_cancelled() {
+        let store = JobStore::default();
+        let job = store.spawn(JobKind::Check, "t".into(), "ds".into(), |j, cancel| {
+            j.set_totals(4, 400);
+            // What an operation does: check the token between units of work.
+            loop {
+                if let Err(e) = cancel.check() {
+                    return Err(JobError::from_core(e, |m| m));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let v = job.view();
+        assert_eq!((v.state, v.cancel_requested), ("running", false));
+        assert!(job.cancel(), "a running job can be cancelled");
+        assert!(job.cancel_requested());
+        wait_end(&job);
+        let v = job.view();
+        assert_eq!(v.state, "cancelled");
+        assert!(v.cancel_requested);
+        assert_eq!((v.error, v.summary.is_none()), (None, true));
+        assert_eq!(v.percent, 0, "a cancelled job did not do all its work");
+        assert_eq!(v.kind_label, "Check");
+        assert!(!job.cancel(), "an ended job cannot be cancelled");
+        assert_eq!(job.view().state, "cancelled");
+    }
+
+    #[test]
+    fn failed_and_done_jobs_are_not_cancelled() {
+        let store = JobStore::default();
+        let failed = store.spawn(JobKind::Backup, "t".into(), "ds".into(), |_, _| {
+            Err(JobError::from_core(
+                bk_core::Error::Invalid("pw123 refused".into()),
+                |m| m.replace("pw123", "***"),
+            ))
+        });
+        wait_end(&failed);
+        let v = failed.view();
+        assert_eq!(v.state, "failed");
+        assert_eq!(v.error.as_deref(), Some("*** refused"));
+        assert!(!failed.cancel());
+        assert!(
+            !failed.cancel_requested(),
+            "an ended job's token stays unset"
+        );
+        // A job asked to stop whose operation finishes anyway is done.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let done = store.spawn(JobKind::Restore, "t".into(), "ds".into(), move |_, _| {
+            rx.recv().ok();
+            Ok(Summary::default())
+        });
+        assert!(done.cancel());
+        tx.send(()).unwrap();
+        wait_end(&done);
+        let v = done.view();
+        assert_eq!(
+            (v.state, v.cancel_requested, v.percent),
+            ("done", true, 100)
+        );
     }
 
     #[test]

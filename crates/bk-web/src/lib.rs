@@ -7,7 +7,7 @@
 //! recovers a backup, or the state of a dataset before a date, to a folder
 //! on the FTP server or on this machine. Backups and recoveries run as jobs
 //! whose progress the browser follows live (server-sent events) or, without
-//! JavaScript, by refreshing.
+//! JavaScript, by refreshing, and that a Cancel button stops.
 //!
 //! The main items:
 //!
@@ -63,7 +63,7 @@ use bk_core::location::RepoLocation;
 use bk_ftp::FtpConfig;
 use bk_ftp::url::Secret;
 
-pub use jobs::{JobKind, JobView};
+pub use jobs::{Job, JobError, JobKind, JobStore, JobView, Summary, Tracker};
 pub use routes::configure;
 
 /// The Content-Security-Policy sent with every response.
@@ -242,6 +242,12 @@ impl AppState {
     /// A job's current state (for tests and tools).
     pub fn job(&self, id: u64) -> Option<JobView> {
         self.jobs.get(id).map(|j| j.view())
+    }
+
+    /// The jobs, to run an operation as a job next to those the pages
+    /// start (for tests and tools).
+    pub fn jobs(&self) -> &JobStore {
+        &self.jobs
     }
 }
 

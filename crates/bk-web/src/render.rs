@@ -77,6 +77,9 @@ pub enum WebError {
     Forbidden(String),
     /// No such thing (404).
     NotFound(String),
+    /// Not possible in the current state, such as cancelling a job that has
+    /// ended (409).
+    Conflict(String),
     /// The FTP server or the repository failed (502); the message is shown.
     Upstream(String),
     /// Anything else (500); the details go to the log only.
@@ -89,6 +92,7 @@ impl std::fmt::Display for WebError {
             WebError::BadRequest(m)
             | WebError::Forbidden(m)
             | WebError::NotFound(m)
+            | WebError::Conflict(m)
             | WebError::Upstream(m) => f.write_str(m),
             WebError::Internal(m) => write!(f, "internal error: {m}"),
         }
@@ -130,6 +134,7 @@ impl ResponseError for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Upstream(_) => StatusCode::BAD_GATEWAY,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +145,7 @@ impl ResponseError for WebError {
             WebError::BadRequest(m) => ("That did not work", m.as_str()),
             WebError::Forbidden(m) => ("Not allowed", m.as_str()),
             WebError::NotFound(m) => ("Not found", m.as_str()),
+            WebError::Conflict(m) => ("That cannot be done now", m.as_str()),
             WebError::Upstream(m) => ("The server or the repository failed", m.as_str()),
             WebError::Internal(m) => {
                 eprintln!("bk web: internal error: {m}");

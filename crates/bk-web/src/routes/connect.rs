@@ -3,6 +3,8 @@
 
 use super::*;
 
+use bk_ftp::Scheme;
+
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
     #[serde(default)]

@@ -17,12 +17,6 @@ pub(super) struct Entry {
     path: String,
 }
 
-/// A dataset directory, checked: on the FTP server or under an allowed root.
-pub(super) enum DatasetDir {
-    Ftp(String),
-    Local(PathBuf),
-}
-
 fn pick_side(
     st: &AppState,
     conn: &Connection,
@@ -44,15 +38,33 @@ fn pick_side(
     }
 }
 
-fn dataset_dir(st: &AppState, side: &str, raw: &str) -> Result<DatasetDir, WebError> {
+/// A dataset directory, checked: on the FTP server or under an allowed
+/// root. Returns its location for the engine and the path the forms carry.
+fn dataset_location(
+    st: &AppState,
+    conn: &Connection,
+    side: &str,
+    raw: &str,
+) -> Result<(Location, String), WebError> {
     if side == "ftp" {
-        Ok(DatasetDir::Ftp(paths::ftp_path(raw).map_err(path_err)?))
+        let p = paths::ftp_path(raw).map_err(path_err)?;
+        let url = conn
+            .ftp
+            .as_ref()
+            .ok_or_else(|| WebError::BadRequest("You are not connected to an FTP server.".into()))?
+            .with_path(&p);
+        let loc = Location::Ftp {
+            url,
+            config: conn.ftp_config.clone(),
+        };
+        Ok((loc, p))
     } else {
         let p = paths::confine_existing(raw, &st.roots).map_err(path_err)?;
         if !p.is_dir() {
             return Err(WebError::BadRequest(format!("{raw} is not a directory")));
         }
-        Ok(DatasetDir::Local(p))
+        let shown = p.display().to_string();
+        Ok((Location::Local(p), shown))
     }
 }
 
@@ -177,34 +189,22 @@ pub(super) async fn browse(req: HttpRequest, st: St, q: web::Query<SideQ>) -> Re
     )
 }
 
-fn default_name(path: &str) -> String {
-    path.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 pub(super) async fn backup_form(req: HttpRequest, st: St, q: web::Query<SideQ>) -> Res {
     let (ctx, conn) = gate!(st.gate_conn(&req));
     let side = pick_side(&st, &conn, q.side.as_deref())?;
     let raw = q.path.clone().unwrap_or_default();
-    let (path, where_) = match dataset_dir(&st, side, &raw)? {
-        DatasetDir::Ftp(p) => {
-            if let Some(pool) = conn.pool.clone() {
-                let dir = p.clone();
-                blocking(move || ftp_list(&pool, &dir).map(|_| ())).await?;
-            }
-            let w = format!(
-                "A directory on the FTP server {}; bk pulls it from there.",
-                conn.ftp.as_ref().map(|u| u.addr()).unwrap_or_default()
-            );
-            (p, w)
+    let (loc, path) = dataset_location(&st, &conn, side, &raw)?;
+    let where_ = if side == "ftp" {
+        if let Some(pool) = conn.pool.clone() {
+            let dir = path.clone();
+            blocking(move || ftp_list(&pool, &dir).map(|_| ())).await?;
         }
-        DatasetDir::Local(p) => (
-            p.display().to_string(),
-            "A directory on this computer.".into(),
-        ),
+        format!(
+            "A directory on the FTP server {}; bk pulls it from there.",
+            conn.ftp.as_ref().map(|u| u.addr()).unwrap_or_default()
+        )
+    } else {
+        "A directory on this computer.".to_string()
     };
     st.render(
         &ctx,
@@ -213,7 +213,7 @@ pub(super) async fn backup_form(req: HttpRequest, st: St, q: web::Query<SideQ>) 
         context! {
             nav => "datasets",
             side,
-            dataset => default_name(&path),
+            dataset => loc.dataset_name(None).unwrap_or_default(),
             path,
             location => where_,
         },
@@ -234,54 +234,31 @@ pub(super) struct BackupForm {
     full: Option<String>,
 }
 
-/// Builds a backup's source on the job's thread.
-type MakeSource = Box<dyn FnOnce() -> bk_core::Result<Box<dyn bk_core::Source>> + Send>;
-
 pub(super) async fn backup(req: HttpRequest, st: St, form: web::Form<BackupForm>) -> Res {
     let (ctx, conn) = st.post_conn(&req, &form.csrf)?;
     let side = pick_side(&st, &conn, Some(form.side.as_str()))?;
-    let dir = dataset_dir(&st, side, &form.path)?;
-    let dataset = form.dataset.trim().to_string();
-    if let Err(e) = bk_core::snapshot::check_dataset_name(&dataset) {
-        return st.render(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            "backup.html",
-            context! {
-                nav => "datasets",
-                side,
-                path => form.path,
-                dataset,
-                error => format!("Choose another dataset name: {e}"),
-            },
-        );
-    }
-    let full = form.full.is_some();
-    let repo = conn.repo.clone();
-    let (title, source): (String, MakeSource) = match dir {
-        DatasetDir::Local(p) => (
-            format!("Back up {} as \"{dataset}\"", p.display()),
-            Box::new(move || {
-                Ok(Box::new(bk_core::LocalSource::new(&p, &[])?) as Box<dyn bk_core::Source>)
-            }),
-        ),
-        DatasetDir::Ftp(p) => {
-            let url = conn
-                .ftp
-                .as_ref()
-                .ok_or_else(|| {
-                    WebError::BadRequest("You are not connected to an FTP server.".into())
-                })?
-                .with_path(&p);
-            let cfg = conn.ftp_config.clone();
-            (
-                format!("Back up {url} as \"{dataset}\""),
-                Box::new(move || {
-                    Ok(Box::new(bk_core::FtpSource::new(url, cfg)) as Box<dyn bk_core::Source>)
-                }),
-            )
+    let (loc, _) = dataset_location(&st, &conn, side, &form.path)?;
+    let dataset = match loc.dataset_name(Some(form.dataset.trim())) {
+        Ok(d) => d,
+        Err(e) => {
+            return st.render(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                "backup.html",
+                context! {
+                    nav => "datasets",
+                    side,
+                    path => form.path,
+                    dataset => form.dataset.trim(),
+                    error => format!("Choose another dataset name: {e}"),
+                },
+            );
         }
     };
+    let full = form.full.is_some();
+    let repo = conn.repo.clone();
+    // The location shows its path or URL, never a password.
+    let title = format!("Back up {loc} as \"{dataset}\"");
     let secret = conn
         .ftp
         .as_ref()
@@ -290,25 +267,48 @@ pub(super) async fn backup(req: HttpRequest, st: St, form: web::Form<BackupForm>
         .unwrap_or_default();
     let ds = dataset.clone();
     let turn = st.backup_turn(&conn.repo_shown);
-    let job = st.jobs.spawn(JobKind::Backup, title, dataset, move |job| {
-        let run = || -> bk_core::Result<Summary> {
-            let _turn = turn.try_lock().or_else(|_| {
-                job.set_current("waiting for another backup into this repository to end");
-                turn.lock()
-            });
-            job.set_current("");
-            let src = source()?;
-            src.root()?;
-            let opts = BackupOptions::new(ds)
-                .full(full)
-                .threads(bk_core::ops::backup::default_threads())
-                .progress(Arc::new(Tracker(job.clone())));
-            let snap = bk_core::backup(&repo, &*src, &opts)?;
-            Ok(backup_summary(&snap))
-        };
-        run().map_err(|e| scrub(e.to_string(), &secret))
-    });
+    let job = st
+        .jobs
+        .spawn(JobKind::Backup, title, dataset, move |job, cancel| {
+            let run = || -> bk_core::Result<Summary> {
+                let _turn = wait_turn(&turn, &job, &cancel)?;
+                job.set_current("");
+                let src = loc.source(&[])?;
+                let opts = BackupOptions::new(ds)
+                    .full(full)
+                    .threads(bk_core::ops::backup::default_threads())
+                    .progress(Arc::new(Tracker(job.clone())))
+                    .cancel(cancel.clone());
+                let snap = bk_core::backup(&repo, &*src, &opts)?;
+                Ok(backup_summary(&snap))
+            };
+            run().map_err(|e| JobError::from_core(e, |m| scrub(m, &secret)))
+        });
     Ok(see_other(&format!("/jobs/{}", job.id)))
+}
+
+/// Wait for this repository's backup turn, or until the job is cancelled.
+fn wait_turn<'a>(
+    turn: &'a std::sync::Mutex<()>,
+    job: &Job,
+    cancel: &Cancel,
+) -> bk_core::Result<std::sync::MutexGuard<'a, ()>> {
+    let mut waiting = false;
+    loop {
+        cancel.check()?;
+        match turn.try_lock() {
+            Ok(g) => return Ok(g),
+            // A backup that panicked left nothing behind that this one uses.
+            Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                if !waiting {
+                    job.set_current("waiting for another backup into this repository to end");
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
 }
 
 fn backup_summary(s: &Snapshot) -> Summary {

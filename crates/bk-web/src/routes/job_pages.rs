@@ -59,3 +59,31 @@ pub(super) async fn job_events(req: HttpRequest, st: St, id: web::Path<u64>) -> 
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
 }
+
+#[derive(Deserialize)]
+pub(super) struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The Cancel button: sets the job's cancel token; the operation stops at
+/// its next check and the job ends as cancelled.
+pub(super) async fn cancel(
+    req: HttpRequest,
+    st: St,
+    id: web::Path<u64>,
+    form: web::Form<CancelForm>,
+) -> Res {
+    st.post_gate(&req, &form.csrf, true)?;
+    let j = st
+        .jobs
+        .get(*id)
+        .ok_or_else(|| WebError::NotFound(format!("There is no job {id}.")))?;
+    if !j.cancel() {
+        return Err(WebError::Conflict(format!(
+            "Job {id} has already ended ({}), so there is nothing to cancel.",
+            j.view().state
+        )));
+    }
+    Ok(see_other(&format!("/jobs/{id}")))
+}

@@ -1,7 +1,6 @@
 //! The handlers. Pages render without JavaScript; every POST checks the
 //! session's CSRF token; every path goes through [`crate::paths`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,17 +9,16 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use bk_core::Target;
 use bk_core::index::Index;
-use bk_core::location::RepoLocation;
+use bk_core::location::{Location, RepoLocation};
 use bk_core::tree::{Node, NodeKind, display_path};
-use bk_core::{BackupOptions, Repository, RestoreOptions, Select, Snapshot};
+use bk_core::{BackupOptions, Cancel, Repository, RestoreOptions, Select, Snapshot};
 use bk_ftp::url::{self as ftp_url, Secret};
 use bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpClient, FtpUrl, Pool};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::{JobKind, Summary, Tracker, human};
+use crate::jobs::{Job, JobError, JobKind, Summary, Tracker, human};
 use crate::paths::{self, PathError};
 use crate::render::{APP_JS, STYLE_CSS, WebError, plain_page};
 use crate::session::{Connection, Ctx, clear_cookie, ct_eq, set_cookie};
@@ -74,12 +72,14 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/jobs", web::get().to(job_pages::jobs))
                 .route("/jobs/{id}", web::get().to(job_pages::job))
                 .route("/jobs/{id}/events", web::get().to(job_pages::job_events))
+                .route("/jobs/{id}/cancel", web::post().to(job_pages::cancel))
                 .route("/backups", web::get().to(snapshots::backups))
                 .route("/snapshot", web::get().to(snapshots::snapshot))
                 .route("/download", web::get().to(snapshots::download))
                 .route("/compare", web::get().to(snapshots::compare))
                 .route("/restore", web::get().to(recover::restore_form))
                 .route("/restore", web::post().to(recover::restore))
+                .route("/check", web::post().to(check::check))
                 .default_service(web::to(not_found)),
         );
     }
@@ -171,6 +171,7 @@ macro_rules! gate {
     };
 }
 
+mod check;
 mod connect;
 mod datasets;
 mod job_pages;
@@ -281,7 +282,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let job = st
             .jobs
-            .spawn(JobKind::Backup, "t".into(), "ds".into(), move |j| {
+            .spawn(JobKind::Backup, "t".into(), "ds".into(), move |j, _| {
                 let t = Tracker(j);
                 bk_core::Progress::scanned(&t, 3, 3, 3000);
                 bk_core::Progress::bytes_read(&t, b"dir/file <1>", 1000);
@@ -344,6 +345,121 @@ mod tests {
         assert!(!String::from_utf8_lossy(&page).contains("http-equiv=\"refresh\""));
     }
 
+    /// The backup route's job: a backup waiting for another one into the
+    /// same repository ends cancelled at once when its Cancel button is
+    /// pressed, without waiting for the other to end.
+    #[actix_web::test]
+    async fn a_backup_waiting_for_its_turn_is_cancelled_at_once() {
+        use actix_web::{App, test};
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("ds")).unwrap();
+        std::fs::write(root.join("ds/a.txt"), "a").unwrap();
+        let repo = root.join("repo");
+        let st = AppState::new(
+            crate::WebOptions::new()
+                .repo(RepoLocation::Local(repo.clone()))
+                .allow_root(&root),
+        )
+        .unwrap();
+        let app = test::init_service(App::new().configure(configure(st.clone()))).await;
+        // A browser: the session cookie and the page's CSRF token.
+        let mut cookie = String::new();
+        let mut send = async |req: test::TestRequest| {
+            let resp = test::call_service(
+                &app,
+                req.insert_header(("cookie", cookie.clone())).to_request(),
+            )
+            .await;
+            if let Some(c) = resp.headers().get("set-cookie") {
+                cookie = c.to_str().unwrap().split(';').next().unwrap().to_string();
+            }
+            let status = resp.status();
+            let loc = resp
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
+            let body = String::from_utf8_lossy(&test::read_body(resp).await).into_owned();
+            (status, loc.unwrap_or_default(), body)
+        };
+        let csrf_of = |body: &str| {
+            let i = body.find("name=\"csrf\" value=\"").unwrap() + 19;
+            body[i..i + body[i..].find('"').unwrap()].to_string()
+        };
+        let (_, _, home) = send(test::TestRequest::get().uri("/")).await;
+        let form = [("csrf", csrf_of(&home)), ("address", String::new())];
+        let (status, _, _) = send(test::TestRequest::post().uri("/connect").set_form(form)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, home) = send(test::TestRequest::get().uri("/")).await;
+        let csrf = csrf_of(&home);
+
+        // Another backup into this repository: a thread holds its turn.
+        let turn = st.backup_turn(&repo.display().to_string());
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (taken, is_taken) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let _held = turn.lock().unwrap();
+            taken.send(()).unwrap();
+            released.recv().ok();
+        });
+        is_taken.recv().unwrap();
+        let form = [
+            ("csrf", csrf.clone()),
+            ("side", "local".into()),
+            ("path", root.join("ds").display().to_string()),
+            ("dataset", "ds".into()),
+        ];
+        let (status, page, _) = send(
+            test::TestRequest::post()
+                .uri("/backup")
+                .set_form(form.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let job = st
+            .jobs
+            .get(page.trim_start_matches("/jobs/").parse().unwrap())
+            .unwrap();
+        let t = std::time::Instant::now();
+        while !job.view().current.starts_with("waiting for another backup") {
+            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", job.view());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let cancel = test::TestRequest::post()
+            .uri(&format!("{page}/cancel"))
+            .set_form([("csrf", csrf.clone())]);
+        let (status, to, _) = send(cancel).await;
+        assert_eq!(
+            (status, to.as_str()),
+            (StatusCode::SEE_OTHER, page.as_str())
+        );
+        while job.running() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the job waits for its turn"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(job.view().state, "cancelled", "{:?}", job.view().error);
+        let r = Repository::open_local(&repo).unwrap();
+        assert!(
+            r.snapshots(Some("ds")).unwrap().is_empty(),
+            "no backup was made"
+        );
+        // Once the other backup is over, the next one runs.
+        release.send(()).unwrap();
+        other.join().unwrap();
+        let (_, page, _) = send(test::TestRequest::post().uri("/backup").set_form(form)).await;
+        let job = st
+            .jobs
+            .get(page.trim_start_matches("/jobs/").parse().unwrap())
+            .unwrap();
+        while job.running() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(job.view().state, "done", "{:?}", job.view().error);
+    }
+
     #[test]
     fn server_addresses() {
         let u = server_url("127.0.0.1:2121", false).unwrap();
@@ -352,6 +468,20 @@ mod tests {
         let u = server_url("ftps://example.org", false).unwrap();
         assert_eq!(u.port, 21);
         assert_eq!(u.scheme, bk_ftp::Scheme::Ftps);
+        let u = server_url("[::1]:2121", true).unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.scheme),
+            ("::1", 2121, bk_ftp::Scheme::Ftps)
+        );
+        let u = server_url(" ftp://h.example:2121/ ", false).unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("h.example", 2121, "/")
+        );
+        assert_eq!(server_url("h", false).unwrap().scheme, bk_ftp::Scheme::Ftp);
+        assert!(server_url("http://h", false).is_err());
+        assert!(server_url("ftp://h/dir", false).is_err());
+        assert!(server_url("[::1", false).is_err());
         assert!(server_url("user@host", false).is_err());
         assert!(server_url("host:notaport", false).is_err());
         assert!(server_url("", false).is_err());

@@ -114,12 +114,6 @@ pub(super) async fn restore_form(req: HttpRequest, st: St, q: web::Query<Restore
     restore_page(&st, &ctx, &conn, StatusCode::OK, &f, None).await
 }
 
-/// Where a restore writes, checked.
-pub(super) enum Output {
-    Local(PathBuf),
-    Ftp(FtpUrl),
-}
-
 fn selection(f: &RestoreForm) -> Result<Select, String> {
     if f.which == "before" {
         if !f.before_utc.trim().is_empty() {
@@ -154,9 +148,10 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
         Ok(s) => s,
         Err(m) => return fail(m).await,
     };
+    // Where the restore writes, checked.
     let output = match f.dest.as_str() {
         "local" if !st.roots.is_empty() => {
-            Output::Local(paths::confine_new(f.out.trim(), &st.roots).map_err(path_err)?)
+            Location::Local(paths::confine_new(f.out.trim(), &st.roots).map_err(path_err)?)
         }
         "ftp" if conn.ftp.is_some() => {
             let p = paths::ftp_path(f.out.trim()).map_err(path_err)?;
@@ -164,7 +159,10 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
                 return fail("Recover into a new folder, not the FTP server's top folder.".into())
                     .await;
             }
-            Output::Ftp(conn.ftp.as_ref().expect("checked").with_path(&p))
+            Location::Ftp {
+                url: conn.ftp.as_ref().expect("checked").with_path(&p),
+                config: conn.ftp_config.clone(),
+            }
         }
         "local" => {
             return Err(WebError::Forbidden(
@@ -186,16 +184,13 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
         Ok(x) => x,
         Err(e) => return fail(e.to_string()).await,
     };
-    let shown = match &output {
-        Output::Local(p) => p.display().to_string(),
-        Output::Ftp(u) => u.to_string(),
-    };
+    // The location shows its path or URL, never a password.
+    let shown = output.to_string();
     let title = format!(
         "Recover backup #{snap_id} ({snap_time}) of \"{}\" to {shown}",
         f.dataset
     );
     let repo = conn.repo.clone();
-    let cfg = conn.ftp_config.clone();
     let secret = conn
         .ftp
         .as_ref()
@@ -203,19 +198,16 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
         .map(|p| p.expose().to_string())
         .unwrap_or_default();
     let ds = f.dataset.clone();
-    let job = st
-        .jobs
-        .spawn(JobKind::Restore, title, f.dataset.clone(), move |job| {
-            let opts = RestoreOptions::new(Select::Id(snap_id)).progress(Arc::new(Tracker(job)));
-            let r = match output {
-                Output::Local(p) => bk_core::restore(&repo, &ds, &p, &opts),
-                Output::Ftp(url) => {
-                    bk_core::ops::restore::restore_with(&repo, &ds, &opts, move || {
-                        Ok(Box::new(bk_core::FtpTarget::new(url, cfg, false)?) as Box<dyn Target>)
-                    })
-                }
-            };
-            let report = r.map_err(|e| scrub(e.to_string(), &secret))?;
+    let job = st.jobs.spawn(
+        JobKind::Restore,
+        title,
+        f.dataset.clone(),
+        move |job, cancel| {
+            let opts = RestoreOptions::new(Select::Id(snap_id))
+                .progress(Arc::new(Tracker(job)))
+                .cancel(cancel);
+            let report = bk_core::ops::restore::restore_to(&repo, &ds, &output, &opts)
+                .map_err(|e| JobError::from_core(e, |m| scrub(m, &secret)))?;
             let o = &report.outcome;
             Ok(Summary {
                 snapshot: Some(report.snapshot.id),
@@ -246,6 +238,7 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
                     .map(|e| format!("{}: {}", e.path, e.message))
                     .collect(),
             })
-        });
+        },
+    );
     Ok(see_other(&format!("/jobs/{}", job.id)))
 }
