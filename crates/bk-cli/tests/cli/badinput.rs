@@ -299,6 +299,7 @@ fn file_node(name: &[u8]) -> Node {
         content: vec![],
         subtree: None,
         target: vec![],
+        change_token: None,
     }
 }
 
