@@ -68,6 +68,10 @@ enum Command {
         /// Leave out paths matching this gitignore-style pattern (repeatable).
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
+        /// Stay on the dataset's file system: a mount point inside it is
+        /// recorded as an empty directory (each named once on stderr).
+        #[arg(long)]
+        one_file_system: bool,
         /// Print the new snapshot as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -374,6 +378,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             full,
             ignore_ctime,
             exclude,
+            one_file_system,
             json,
             threads,
         } => {
@@ -414,6 +419,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .full(*full)
                 .dataset_given(dataset.is_some())
                 .ignore_ctime(*ignore_ctime)
+                .one_file_system(*one_file_system)
                 .threads(threads.unwrap_or_else(default_threads));
             let res = bk_core::backup(&repo, &*src, &opts);
             print_notes(&repo);
