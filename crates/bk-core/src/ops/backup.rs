@@ -1288,12 +1288,14 @@ mod tests {
     /// sources the contract is for (MySQL, S3, Label Studio).
     #[derive(Default)]
     struct Generated {
-        /// name → (content, change token, mtime).
-        files: Mutex<std::collections::BTreeMap<Vec<u8>, (Vec<u8>, Option<Vec<u8>>, i64)>>,
+        files: Mutex<std::collections::BTreeMap<Vec<u8>, GenEntry>>,
         /// Every call to begin, list, open and end, in order.
         calls: Mutex<Vec<String>>,
         fault: GenFault,
     }
+
+    /// Content, change token, mtime.
+    type GenEntry = (Vec<u8>, Option<Vec<u8>>, i64);
 
     #[derive(Default, Clone, Copy, PartialEq)]
     enum GenFault {

@@ -806,8 +806,10 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let out = tmp.join("out");
         let (out2, log2) = (out.clone(), log.clone());
-        let mut opts = RestoreOptions::default();
-        opts.threads = 4;
+        let opts = RestoreOptions {
+            threads: 4,
+            ..Default::default()
+        };
         let report = restore_with(&repo, "db", &opts, move || {
             Ok(Box::new(Ordered {
                 inner: LocalTarget::new(&out2, false)?,
