@@ -39,7 +39,8 @@ pub trait Target: Sync {
         Ok(())
     }
     /// Whether [`Target::sweep`] removes what the snapshot does not have
-    /// ([`RestoreOptions::delete`] is refused for a target that does not).
+    /// ([`RestoreOptions::delete`](crate::ops::restore::RestoreOptions::delete)
+    /// is refused for a target that does not).
     fn mirrors(&self) -> bool {
         false
     }
