@@ -144,6 +144,7 @@ mod tests {
             content: vec![Id::hash(b"abc")],
             subtree: None,
             target: Vec::new(),
+            change_token: None,
         }
     }
 

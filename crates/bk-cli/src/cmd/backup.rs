@@ -32,6 +32,10 @@ pub struct Args {
     /// Leave out paths matching this gitignore-style pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Stay on the dataset's file system: a mount point inside it is
+    /// recorded as an empty directory (each named once on stderr).
+    #[arg(long)]
+    one_file_system: bool,
     /// Print the new snapshot as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -53,6 +57,7 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
         .full(a.full)
         .dataset_given(a.dataset.is_some())
         .ignore_ctime(a.ignore_ctime)
+        .one_file_system(a.one_file_system)
         .threads(a.threads.unwrap_or_else(default_threads));
     let res = bk_core::backup(&repo, &*src, &opts);
     print_notes(&repo);

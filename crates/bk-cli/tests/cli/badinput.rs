@@ -300,6 +300,7 @@ fn file_node(name: &[u8]) -> Node {
         content: vec![],
         subtree: None,
         target: vec![],
+        change_token: None,
     }
 }
 

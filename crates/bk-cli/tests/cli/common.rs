@@ -354,3 +354,34 @@ pub fn skipped(line: &str) {
     );
     println!("{line}");
 }
+
+/// A tmpfs mounted for the test's lifetime (lazily unmounted on drop).
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// Mount a 4 MiB tmpfs at `at` (created); `None` where mounting is refused.
+    pub fn mount(at: &Path) -> Option<Tmpfs> {
+        fs::create_dir_all(at).unwrap();
+        let c = |s: &str| std::ffi::CString::new(s).unwrap();
+        let target = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings; no data pointer beyond the options.
+        let r = unsafe {
+            libc::mount(
+                c("tmpfs").as_ptr(),
+                target.as_ptr(),
+                c("tmpfs").as_ptr(),
+                0,
+                c("size=4m").as_ptr().cast(),
+            )
+        };
+        (r == 0).then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let p = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path; MNT_DETACH never blocks.
+        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+    }
+}

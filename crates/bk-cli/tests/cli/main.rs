@@ -10,6 +10,7 @@ mod dedup;
 mod ftp;
 mod listing;
 mod metadata;
+mod mounts;
 mod restore_safety;
 mod robust;
 mod roundtrip;

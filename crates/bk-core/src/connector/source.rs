@@ -34,8 +34,10 @@ pub struct EntryMeta {
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Size.
-    pub size: u64,
+    /// Size in bytes, where the source knows it before reading the entry;
+    /// `None` for content made as it is read (a database dump, an API
+    /// export). The snapshot records the size counted while reading.
+    pub size: Option<u64>,
     /// Modification time (s).
     pub mtime: i64,
     /// Modification time (ns part).
@@ -50,6 +52,12 @@ pub struct EntryMeta {
     pub dev: u64,
     /// Link count.
     pub nlink: u64,
+    /// An opaque token that changes whenever the content does (an ETag, a
+    /// checksum, a row version), where the source has one. When both the
+    /// parent snapshot's node and the entry carry one, the "unchanged
+    /// since the parent" test compares the tokens instead of size, mtime
+    /// and ctime.
+    pub change_token: Option<Vec<u8>>,
 }
 
 impl EntryMeta {
@@ -78,7 +86,7 @@ impl EntryMeta {
             mode: m.mode() & 0o7777,
             uid: m.uid(),
             gid: m.gid(),
-            size: if ft.is_file() { m.size() } else { 0 },
+            size: Some(if ft.is_file() { m.size() } else { 0 }),
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec() as u32,
             ctime: m.ctime(),
@@ -86,6 +94,7 @@ impl EntryMeta {
             inode: m.ino(),
             dev: m.dev(),
             nlink: m.nlink(),
+            change_token: None,
         }
     }
 }
@@ -101,9 +110,28 @@ pub struct SourceEntry {
 
 /// A dataset to back up, read one directory at a time. Paths are relative
 /// to the dataset root, `/`-separated bytes; the root is the empty path.
+///
+/// A backup calls [`Source::root`] (also before it takes the repository
+/// lock, to refuse a bad dataset early), then [`Source::begin`], then walks
+/// and reads, then [`Source::end`]: exactly once when `begin` succeeded,
+/// whether the backup succeeds, fails or is cancelled.
 pub trait Source: Send + Sync {
     /// What this is, for the snapshot and messages (never with a password).
     fn describe(&self) -> String;
+    /// Open one consistent view of the dataset for the whole backup (a
+    /// database transaction, a bucket listing), before the walk. An error
+    /// fails the backup before anything is read. The default does nothing.
+    fn begin(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Close what [`Source::begin`] opened. After a successful walk and
+    /// read it is called before the snapshot is committed, and its error
+    /// fails the backup (a view that could not be closed cleanly cannot
+    /// vouch for what it gave); after a failure its error is dropped, the
+    /// backup's own error is what is reported. The default does nothing.
+    fn end(&self) -> Result<()> {
+        Ok(())
+    }
     /// Metadata of the root; an error if it is not a directory.
     fn root(&self) -> Result<EntryMeta>;
     /// Entries of a directory, with ignore rules applied.

@@ -39,13 +39,32 @@ pub trait Target: Sync {
         Ok(())
     }
     /// Whether [`Target::sweep`] removes what the snapshot does not have
-    /// ([`RestoreOptions::delete`] is refused for a target that does not).
+    /// ([`RestoreOptions::delete`](crate::ops::restore::RestoreOptions::delete)
+    /// is refused for a target that does not).
     fn mirrors(&self) -> bool {
         false
     }
     /// What the target did to entries that were there before (drained).
     fn take_changes(&self) -> Changes {
         Changes::default()
+    }
+    /// The phase in which the file `path` is written, for a target that
+    /// needs an order (a table's schema before its rows, rows before its
+    /// triggers; media before the tasks that point at them). Every file of
+    /// a phase is written, its write finished, before any file of a later
+    /// phase begins; within a phase files are written in parallel, in pack
+    /// order. Directories are created before the first phase; hard links,
+    /// symlinks and FIFOs come after the last, directory metadata after
+    /// them. The default puts every file in phase 0: one phase.
+    fn phase(&self, _path: &[u8], _node: &Node) -> u32 {
+        0
+    }
+    /// Called once, after everything is written and every metadata set
+    /// (verify counts, rewrite links). An error makes the restore
+    /// incomplete: it is reported as an error of the output's root, and
+    /// what was written stays. The default does nothing.
+    fn finish(&self) -> Result<()> {
+        Ok(())
     }
 }
 

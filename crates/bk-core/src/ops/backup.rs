@@ -42,6 +42,10 @@ pub struct BackupOptions {
     pub ignore_ctime: bool,
     /// Worker threads (0 = one per CPU).
     pub threads: usize,
+    /// Stay on the dataset root's file system: a directory on another
+    /// device (a mount point) is recorded as an empty directory with its
+    /// own metadata, and named once in a repository note.
+    pub one_file_system: bool,
     /// The user named the dataset (rather than a name derived from the
     /// source's last component): a source other than the dataset's last
     /// one is then accepted.
@@ -59,6 +63,7 @@ impl std::fmt::Debug for BackupOptions {
             .field("full", &self.full)
             .field("ignore_ctime", &self.ignore_ctime)
             .field("threads", &self.threads)
+            .field("one_file_system", &self.one_file_system)
             .finish()
     }
 }
@@ -93,6 +98,12 @@ impl BackupOptions {
     /// Thread count.
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n;
+        self
+    }
+
+    /// Stay on the dataset root's file system.
+    pub fn one_file_system(mut self, yes: bool) -> Self {
+        self.one_file_system = yes;
         self
     }
 
@@ -321,6 +332,11 @@ struct Scanner<'a> {
     /// to the source's mtime granularity) are read again: within one coarse
     /// mtime unit a change after the parent's walk cannot be seen.
     trust_before: Option<i64>,
+    /// With `--one-file-system`: the root's device; directories on another
+    /// are not entered.
+    root_dev: Option<u64>,
+    /// Mount points not entered (paths).
+    not_crossed: Vec<Vec<u8>>,
     jobs: Vec<Job>,
     warnings: Vec<Warning>,
     files: u64,
@@ -335,7 +351,8 @@ fn node_from(name: Vec<u8>, kind: NodeKind, m: &EntryMeta) -> Node {
         gid: m.gid,
         mtime: m.mtime,
         mtime_nsec: m.mtime_nsec,
-        size: m.size,
+        // A size unknown before reading is set from the read.
+        size: m.size.unwrap_or(0),
         inode: m.inode,
         ctime: m.ctime,
         ctime_nsec: m.ctime_nsec,
@@ -344,6 +361,7 @@ fn node_from(name: Vec<u8>, kind: NodeKind, m: &EntryMeta) -> Node {
         content: Vec::new(),
         subtree: None,
         target: Vec::new(),
+        change_token: m.change_token.clone(),
     }
 }
 
@@ -381,21 +399,32 @@ impl Scanner<'_> {
         r.attrs
     }
 
-    /// The "unchanged since the parent" test for a file.
+    /// The "unchanged since the parent" test for a file. Where both the
+    /// parent's node and the entry carry a change token, the tokens decide
+    /// (a size known now that differs from the stored one still means
+    /// changed); else size, mtime, ctime and inode, and an entry whose size
+    /// is not known in advance is always read.
     fn file_unchanged(&self, old: Option<&Node>, meta: &EntryMeta) -> bool {
         let Some(o) = old else { return false };
-        !self.full
-            && o.kind == NodeKind::File
-            && o.size == meta.size
+        if self.full || o.kind != NodeKind::File || !self.blobs_present(o) {
+            return false;
+        }
+        if let (Some(was), Some(now)) = (&o.change_token, &meta.change_token) {
+            return was == now && meta.size.is_none_or(|s| s == o.size);
+        }
+        meta.size == Some(o.size)
             && o.mtime == meta.mtime
             && o.mtime_nsec == meta.mtime_nsec
             && o.inode == meta.inode
             && (self.ignore_ctime || (o.ctime == meta.ctime && o.ctime_nsec == meta.ctime_nsec))
             && self.trust_before.is_none_or(|t| meta.mtime < t)
-            && (o.size == 0 || !o.content.is_empty())
-            // A blob lost from the repository (its pack missing, short or
-            // damaged) is read again.
-            && o.content.iter().all(|b| self.index.contains(b))
+    }
+
+    /// Whether the content of the parent's node `o` can be reused: a blob
+    /// lost from the repository (its pack missing, short or damaged) is
+    /// read again.
+    fn blobs_present(&self, o: &Node) -> bool {
+        (o.size == 0 || !o.content.is_empty()) && o.content.iter().all(|b| self.index.contains(b))
     }
 
     fn parent_tree(&self, id: Option<&Id>) -> Option<Tree> {
@@ -436,6 +465,16 @@ impl Scanner<'_> {
                 ..node_from(name, kind, m)
             };
             match meta.kind {
+                EntryKind::Dir if self.root_dev.is_some_and(|d| d != meta.dev) => {
+                    self.not_crossed.push(path);
+                    entries.push(ScanEntry {
+                        node: node_from(ent.name, NodeKind::Dir, &meta),
+                        job: None,
+                        sub: Some(ScanDir {
+                            entries: Vec::new(),
+                        }),
+                    });
+                }
                 EntryKind::Dir => {
                     let old_sub = old
                         .filter(|n| n.kind == NodeKind::Dir)
@@ -457,6 +496,9 @@ impl Scanner<'_> {
                     let job = if unchanged {
                         let o = old.expect("checked");
                         node.content = o.content.clone();
+                        // The stored content's size (a source may not
+                        // know it before reading).
+                        node.size = o.size;
                         // The ctime the content was last read at: with
                         // --ignore-ctime a later backup without it still
                         // sees a ctime change.
@@ -504,9 +546,14 @@ impl Scanner<'_> {
 // ---------------------------------------------------------------- reading
 
 /// Whether a file is still the version it was: a rewrite of the same size
-/// whose mtime was put back still moves its ctime.
+/// whose mtime was put back still moves its ctime. Sizes and change tokens
+/// are compared where both reports have one.
 fn same_version(a: &EntryMeta, b: &EntryMeta) -> bool {
-    a.size == b.size
+    a.size.zip(b.size).is_none_or(|(x, y)| x == y)
+        && a.change_token
+            .as_ref()
+            .zip(b.change_token.as_ref())
+            .is_none_or(|(x, y)| x == y)
         && a.mtime == b.mtime
         && a.mtime_nsec == b.mtime_nsec
         && a.ctime == b.ctime
@@ -555,15 +602,20 @@ fn read_file(
         };
         let now = f.meta_now();
         // Sources that cannot re-inspect an open file (FTP) vouch for it
-        // through the transfer's completion reply and its size.
+        // through the transfer's completion reply and its size; content
+        // whose size is not known in advance is whatever the read gave.
         let stable = match &now {
-            Some(n) => same_version(n, &meta) && n.size == size,
-            None => size == meta.size,
+            Some(n) => same_version(n, &meta) && n.size.is_none_or(|s| s == size),
+            None => meta.size.is_none_or(|s| s == size),
         };
         if stable || attempt == 1 {
             let warning = (!stable).then(|| CHANGED_WHILE_READ.to_string());
+            let walked_token = meta.change_token.clone();
             let mut m = now.unwrap_or(meta);
-            m.size = size;
+            m.size = Some(size);
+            if m.change_token.is_none() {
+                m.change_token = walked_token;
+            }
             return Ok((
                 JobResult {
                     content,
@@ -613,6 +665,7 @@ impl Builder<'_, '_> {
                 node.inode = r.meta.inode;
                 node.ctime = r.meta.ctime;
                 node.ctime_nsec = r.meta.ctime_nsec;
+                node.change_token = r.meta.change_token;
             }
             match node.kind {
                 NodeKind::File => {
@@ -639,6 +692,35 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
+}
+
+/// The source's view, open from [`Source::begin`] on: [`SourceView::end`]
+/// closes it after a backup that read everything, and dropping it closes
+/// it after one that failed, panicked or was cancelled.
+struct SourceView<'a> {
+    source: &'a dyn Source,
+    open: bool,
+}
+
+impl<'a> SourceView<'a> {
+    fn begin(source: &'a dyn Source) -> Result<SourceView<'a>> {
+        source.begin()?;
+        Ok(SourceView { source, open: true })
+    }
+
+    fn end(mut self) -> Result<()> {
+        self.open = false;
+        self.source.end()
+    }
+}
+
+impl Drop for SourceView<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // The backup's own error is the one reported.
+            let _ = self.source.end();
+        }
+    }
 }
 
 /// For a source with coarse mtimes: the start of the mtime unit in which
@@ -711,17 +793,29 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         full: opts.full,
         ignore_ctime: opts.ignore_ctime,
         trust_before: trust_before(source, parent),
+        root_dev: opts.one_file_system.then_some(root_meta.dev),
+        not_crossed: Vec::new(),
         jobs: Vec::new(),
         warnings: Vec::new(),
         files: 0,
     };
+    let view = SourceView::begin(source)?;
     let root_scan = scanner.scan(b"", parent_root.as_ref());
     let Scanner {
         jobs,
         mut warnings,
         files,
+        not_crossed,
         ..
     } = scanner;
+    // What the user asked for, so a note rather than a warning: the
+    // snapshot is not partial.
+    for p in not_crossed {
+        repo.note(format!(
+            "not crossed: mount point {} (another file system), recorded as an empty directory",
+            display_path(&p)
+        ));
+    }
     for p in source.excluded() {
         repo.note(format!(
             "the repository {} is inside the dataset, at {}: it was left out of the backup",
@@ -729,7 +823,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
             display_path(&p)
         ));
     }
-    let bytes_to_read: u64 = jobs.iter().map(|j| j.meta.size).sum();
+    // Sizes not known in advance count 0 here; they are counted as read.
+    let bytes_to_read: u64 = jobs.iter().filter_map(|j| j.meta.size).sum();
     progress.scanned(files, jobs.len() as u64, bytes_to_read);
 
     let cfg = repo.config();
@@ -748,9 +843,10 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         blobs_stored: AtomicU64::new(0),
     };
 
-    // Largest files first, so one big file does not finish alone at the end.
+    // Largest files first, so one big file does not finish alone at the
+    // end; one of unknown size (a whole table's dump) may be the largest.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].meta.size));
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].meta.size.unwrap_or(u64::MAX)));
     let threads = if opts.threads == 0 {
         default_threads()
     } else {
@@ -859,6 +955,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         Ok((root, builder.new_trees, builder.stats))
     });
     let (root_tree, new_trees, mut stats) = build?;
+    view.end()?;
 
     let written = std::mem::take(&mut *shared.written.lock().unwrap_or_else(|p| p.into_inner()));
     stats.stored_bytes = shared.stored_bytes.load(Ordering::Relaxed);
@@ -1186,5 +1283,322 @@ mod tests {
         assert!(err.contains("reader bug"), "{err}");
         assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
         assert!(repo.snapshots(None).unwrap().is_empty());
+    }
+
+    /// A dataset whose entries are made as they are read (a database dump,
+    /// an API export): no size known in advance, an opaque change token
+    /// per entry (optional), and begin/end hooks that log their calls. No
+    /// such connector ships yet, so this test double stands in for the
+    /// sources the contract is for (MySQL, S3, Label Studio).
+    #[derive(Default)]
+    struct Generated {
+        files: Mutex<std::collections::BTreeMap<Vec<u8>, GenEntry>>,
+        /// Every call to begin, list, open and end, in order.
+        calls: Mutex<Vec<String>>,
+        fault: GenFault,
+    }
+
+    /// Content, change token, mtime.
+    type GenEntry = (Vec<u8>, Option<Vec<u8>>, i64);
+
+    #[derive(Default, Clone, Copy, PartialEq)]
+    enum GenFault {
+        #[default]
+        None,
+        BeginFails,
+        EndFails,
+        ReadPanics,
+        ListPanics,
+    }
+
+    struct GenFile(std::io::Cursor<Vec<u8>>, bool);
+
+    impl Read for GenFile {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            assert!(!self.1, "generator bug");
+            self.0.read(buf)
+        }
+    }
+
+    impl SourceFile for GenFile {
+        fn meta_now(&self) -> Option<EntryMeta> {
+            None
+        }
+    }
+
+    fn gen_meta(kind: EntryKind, mtime: i64, token: Option<Vec<u8>>) -> EntryMeta {
+        EntryMeta {
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: None,
+            mtime,
+            mtime_nsec: 0,
+            ctime: 0,
+            ctime_nsec: 0,
+            inode: 0,
+            dev: 0,
+            nlink: 1,
+            change_token: token,
+        }
+    }
+
+    impl Generated {
+        fn with(files: &[(&str, &[u8], Option<&str>, i64)]) -> Generated {
+            let g = Generated::default();
+            g.set(files);
+            g
+        }
+
+        fn set(&self, files: &[(&str, &[u8], Option<&str>, i64)]) {
+            *self.files.lock().unwrap() = files
+                .iter()
+                .map(|(n, c, t, m)| (n.as_bytes().to_vec(), (c.to_vec(), t.map(|t| t.into()), *m)))
+                .collect();
+        }
+
+        fn log(&self, call: impl Into<String>) {
+            self.calls.lock().unwrap().push(call.into());
+        }
+
+        fn calls(&self) -> Vec<String> {
+            std::mem::take(&mut *self.calls.lock().unwrap())
+        }
+
+        fn count(calls: &[String], what: &str) -> usize {
+            calls.iter().filter(|c| c.starts_with(what)).count()
+        }
+    }
+
+    impl Source for Generated {
+        fn describe(&self) -> String {
+            "generated test dataset".into()
+        }
+        fn begin(&self) -> Result<()> {
+            self.log("begin");
+            match self.fault {
+                GenFault::BeginFails => Err(Error::Invalid("opening the view: refused".into())),
+                _ => Ok(()),
+            }
+        }
+        fn end(&self) -> Result<()> {
+            self.log("end");
+            match self.fault {
+                GenFault::EndFails => Err(Error::Invalid("closing the view: lost".into())),
+                _ => Ok(()),
+            }
+        }
+        fn root(&self) -> Result<EntryMeta> {
+            Ok(EntryMeta {
+                mode: 0o755,
+                ..gen_meta(EntryKind::Dir, 0, None)
+            })
+        }
+        fn list(&self, dir: &[u8]) -> Result<Vec<SourceEntry>> {
+            self.log(format!("list {}", display_path(dir)));
+            assert!(self.fault != GenFault::ListPanics, "listing bug");
+            Ok(self
+                .files
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(name, (_, token, mtime))| SourceEntry {
+                    name: name.clone(),
+                    meta: Ok(gen_meta(EntryKind::File, *mtime, token.clone())),
+                })
+                .collect())
+        }
+        fn open(&self, path: &[u8]) -> Result<Box<dyn SourceFile>> {
+            self.log(format!("open {}", display_path(path)));
+            let content = self.files.lock().unwrap()[path].0.clone();
+            Ok(Box::new(GenFile(
+                std::io::Cursor::new(content),
+                self.fault == GenFault::ReadPanics,
+            )))
+        }
+        fn read_link(&self, _: &[u8]) -> Result<Vec<u8>> {
+            Err(Error::Invalid("no symlinks here".into()))
+        }
+    }
+
+    fn stored_node(repo: &Repository, snap: &Snapshot, name: &[u8]) -> (Node, Vec<u8>) {
+        let idx = repo.load_index().unwrap();
+        let tree = repo.read_tree(&idx, &snap.tree).unwrap();
+        let node = tree.find(name).unwrap().clone();
+        let content = crate::ops::restore::read_file_content(repo, &idx, &node).unwrap();
+        (node, content)
+    }
+
+    #[test]
+    fn an_entry_of_unknown_size_stores_the_size_read_and_restores_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        // Several chunks, so the size is a sum of chunk lengths.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let dump: Vec<u8> = (0..6_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let src = Generated::with(&[
+            ("dump.sql", &dump, None, 100),
+            ("empty.sql", b"", None, 100),
+        ]);
+        let snap = backup(&repo, &src, &BackupOptions::new("db").threads(2)).unwrap();
+        assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
+        let (node, stored) = stored_node(&repo, &snap, b"dump.sql");
+        assert_eq!(node.size, dump.len() as u64);
+        assert!(
+            node.content.len() > 1,
+            "one chunk only: {}",
+            node.content.len()
+        );
+        assert_eq!(stored, dump);
+        assert_eq!(stored_node(&repo, &snap, b"empty.sql").0.size, 0);
+        assert_eq!(snap.stats.bytes, dump.len() as u64);
+        assert_eq!(snap.stats.bytes_read, dump.len() as u64);
+        assert_eq!(snap.stats.files_read, 2);
+
+        let out = tmp.path().join("out");
+        let r = crate::ops::restore::restore(&repo, "db", &out, &Default::default()).unwrap();
+        assert!(r.is_complete(), "{:?}", r.outcome.errors);
+        assert_eq!(fs::read(out.join("dump.sql")).unwrap(), dump);
+        assert_eq!(fs::read(out.join("empty.sql")).unwrap(), b"");
+    }
+
+    #[test]
+    fn change_tokens_decide_whether_an_entry_is_read_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = Generated::with(&[
+            ("same.csv", b"rows of a", Some("etag-1"), 100),
+            ("new.csv", b"rows of b", Some("etag-1"), 100),
+            ("untagged.csv", b"rows of c", None, 100),
+        ]);
+        let first = backup(&repo, &src, &BackupOptions::new("api")).unwrap();
+        assert_eq!(Generated::count(&src.calls(), "open"), 3);
+        assert_eq!(
+            stored_node(&repo, &first, b"same.csv")
+                .0
+                .change_token
+                .as_deref(),
+            Some(&b"etag-1"[..])
+        );
+
+        // same.csv: an equal token, a later mtime; new.csv: a new token (the
+        // same mtime); untagged.csv: no token and no size, nothing to trust.
+        src.set(&[
+            ("same.csv", b"rows of a", Some("etag-1"), 200),
+            ("new.csv", b"rows of B!", Some("etag-2"), 100),
+            ("untagged.csv", b"rows of c", None, 100),
+        ]);
+        let second = backup(&repo, &src, &BackupOptions::new("api")).unwrap();
+        let calls = src.calls();
+        assert!(!calls.contains(&"open same.csv".to_string()), "{calls:?}");
+        assert!(calls.contains(&"open new.csv".to_string()), "{calls:?}");
+        assert!(
+            calls.contains(&"open untagged.csv".to_string()),
+            "{calls:?}"
+        );
+        assert_eq!(second.stats.files_read, 2);
+        let (same, content) = stored_node(&repo, &second, b"same.csv");
+        assert_eq!(content, b"rows of a");
+        assert_eq!(same.size, 9, "the size comes from the parent's node");
+        assert_eq!(same.mtime, 200);
+        let (new, content) = stored_node(&repo, &second, b"new.csv");
+        assert_eq!(content, b"rows of B!");
+        assert_eq!(new.size, 10);
+        assert_eq!(new.change_token.as_deref(), Some(&b"etag-2"[..]));
+        // same.csv's mtime changed, new.csv's content.
+        assert_eq!((second.stats.modified, second.stats.added), (2, 0));
+
+        // A full backup reads everything whatever the tokens say.
+        let full = backup(&repo, &src, &BackupOptions::new("api").full(true)).unwrap();
+        assert_eq!(full.stats.files_read, 3);
+    }
+
+    #[test]
+    fn a_lost_blob_is_read_again_even_with_an_equal_token() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = Generated::with(&[("t.csv", b"table t", Some("v1"), 100)]);
+        let first = backup(&repo, &src, &BackupOptions::new("db")).unwrap();
+        // Lose the pack of t.csv's data (its tree stays readable).
+        let (node, _) = stored_node(&repo, &first, b"t.csv");
+        let idx = repo.load_index().unwrap();
+        let pack = idx.get(&node.content[0]).unwrap().pack;
+        fs::remove_file(tmp.path().join("repo").join(crate::repo::layout::pack_name(&pack))).unwrap();
+        src.calls();
+        let snap = backup(&repo, &src, &BackupOptions::new("db")).unwrap();
+        assert_eq!(Generated::count(&src.calls(), "open"), 1);
+        assert_eq!(stored_node(&repo, &snap, b"t.csv").1, b"table t");
+    }
+
+    #[test]
+    fn begin_and_end_frame_the_walk_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = Generated::with(&[("a", b"1", None, 1), ("b", b"2", None, 1)]);
+        backup(&repo, &src, &BackupOptions::new("db").threads(2)).unwrap();
+        let calls = src.calls();
+        assert_eq!(
+            calls.first().map(String::as_str),
+            Some("begin"),
+            "{calls:?}"
+        );
+        assert_eq!(calls.last().map(String::as_str), Some("end"), "{calls:?}");
+        assert_eq!(Generated::count(&calls, "begin"), 1, "{calls:?}");
+        assert_eq!(Generated::count(&calls, "end"), 1, "{calls:?}");
+        assert_eq!(Generated::count(&calls, "open"), 2, "{calls:?}");
+    }
+
+    #[test]
+    fn end_is_called_once_when_the_backup_fails() {
+        for fault in [GenFault::ReadPanics, GenFault::ListPanics] {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+            let src = Generated {
+                fault,
+                ..Generated::with(&[("a", b"1", None, 1)])
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                backup(&repo, &src, &BackupOptions::new("db"))
+            }));
+            // A reader's panic is caught in its worker (an error), the walk's
+            // unwinds through backup (a panic): either way the view is closed.
+            assert!(!matches!(r, Ok(Ok(_))), "{:?}", fault as u8);
+            let calls = src.calls();
+            assert_eq!(Generated::count(&calls, "begin"), 1, "{calls:?}");
+            assert_eq!(Generated::count(&calls, "end"), 1, "{calls:?}");
+            assert!(repo.snapshots(None).unwrap().is_empty());
+            assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
+        }
+    }
+
+    #[test]
+    fn a_failing_begin_reads_nothing_and_a_failing_end_commits_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init_local(&tmp.path().join("repo")).unwrap();
+        let src = Generated {
+            fault: GenFault::BeginFails,
+            ..Generated::with(&[("a", b"1", None, 1)])
+        };
+        let err = backup(&repo, &src, &BackupOptions::new("db")).unwrap_err();
+        assert!(err.to_string().contains("opening the view"), "{err}");
+        assert_eq!(src.calls(), ["begin"], "neither walked nor ended");
+
+        let src = Generated {
+            fault: GenFault::EndFails,
+            ..Generated::with(&[("a", b"1", None, 1)])
+        };
+        let err = backup(&repo, &src, &BackupOptions::new("db")).unwrap_err();
+        assert!(err.to_string().contains("closing the view"), "{err}");
+        assert_eq!(Generated::count(&src.calls(), "end"), 1);
+        assert!(repo.snapshots(None).unwrap().is_empty(), "committed");
+        assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
     }
 }

@@ -426,6 +426,7 @@ pub fn restore_with(
             content: Vec::new(),
             subtree: None,
             target: Vec::new(),
+            change_token: None,
         };
         if let Err(e) = target.set_meta(b"", &root) {
             outcome.errors.push(RestoreError {
@@ -433,6 +434,12 @@ pub fn restore_with(
                 message: format!("setting metadata: {e}"),
             });
         }
+    }
+    if let Err(e) = target.finish() {
+        outcome.errors.push(RestoreError {
+            path: ".".into(),
+            message: format!("finishing the restore: {e}"),
+        });
     }
     let not_backed_up = warnings_about(&snap.warnings, opts.path.as_deref());
     Ok(RestoreReport {
@@ -567,14 +574,20 @@ pub fn execute_with(
             None => writes.push(i),
         }
     }
-    // Largest first, as the backup read them: blobs sit in the packs in
-    // the order the backup's workers produced them, so the restore's
-    // threads then move through the packs about together, and the pack
-    // feed holds few packs at a time.
+    // In the target's phases; within one, largest first, as the backup
+    // read them: blobs sit in the packs in the order the backup's workers
+    // produced them, so the restore's threads then move through the packs
+    // about together, and the pack feed holds few packs at a time.
+    let phase: Vec<u32> = plan
+        .files
+        .iter()
+        .map(|f| target.phase(&f.path, &f.node))
+        .collect();
     writes.sort_by_cached_key(|&i| {
         let n = &plan.files[i].node;
         let first = n.content.first().and_then(|id| idx.get(id));
         (
+            phase[i],
             std::cmp::Reverse(n.size),
             first.map(|l| (l.pack, l.entry.offset)),
         )
@@ -586,51 +599,54 @@ pub fn execute_with(
         writes.iter().flat_map(|&i| &plan.files[i].node.content),
         threads + 4,
     );
-    let next = AtomicUsize::new(0);
     let files = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let failed_files: Mutex<std::collections::HashSet<usize>> = Mutex::default();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = writes.get(k) else { return };
-                    let e = &plan.files[i];
-                    let mut written = 0u64;
-                    let r = target.write_file(&e.path, &e.node, &mut |sink| {
-                        // A target may retry and feed the content again.
-                        written = 0;
-                        for id in &e.node.content {
-                            let data = feed.read(id)?;
-                            sink(&data).map_err(|err| Error::Io {
-                                action: "writing",
-                                path: PathBuf::from(OsStr::from_bytes(&e.path)),
-                                source: err,
-                            })?;
-                            written += data.len() as u64;
-                            progress.bytes_written(&e.path, data.len() as u64);
-                        }
-                        Ok(())
-                    });
-                    progress.file_done(&e.path);
-                    match r {
-                        Ok(()) => {
-                            files.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(written, Ordering::Relaxed);
-                        }
-                        Err(err) => {
-                            failed_files
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .insert(i);
-                            fail(&e.path, err.to_string());
+    // One scope per phase: a phase's writes all end before the next begins.
+    for writes in writes.chunk_by(|&a, &b| phase[a] == phase[b]) {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = writes.get(k) else { return };
+                        let e = &plan.files[i];
+                        let mut written = 0u64;
+                        let r = target.write_file(&e.path, &e.node, &mut |sink| {
+                            // A target may retry and feed the content again.
+                            written = 0;
+                            for id in &e.node.content {
+                                let data = feed.read(id)?;
+                                sink(&data).map_err(|err| Error::Io {
+                                    action: "writing",
+                                    path: PathBuf::from(OsStr::from_bytes(&e.path)),
+                                    source: err,
+                                })?;
+                                written += data.len() as u64;
+                                progress.bytes_written(&e.path, data.len() as u64);
+                            }
+                            Ok(())
+                        });
+                        progress.file_done(&e.path);
+                        match r {
+                            Ok(()) => {
+                                files.fetch_add(1, Ordering::Relaxed);
+                                bytes.fetch_add(written, Ordering::Relaxed);
+                            }
+                            Err(err) => {
+                                failed_files
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .insert(i);
+                                fail(&e.path, err.to_string());
+                            }
                         }
                     }
-                }
-            });
-        }
-    });
+                });
+            }
+        });
+    }
     let failed_files = failed_files.into_inner().unwrap_or_else(|p| p.into_inner());
     for (first, i) in links {
         let e = &plan.files[i];
@@ -733,5 +749,156 @@ mod tests {
         assert_eq!(ino("a1"), ino("a2"));
         assert_eq!(ino("b1"), ino("b2"));
         assert_ne!(ino("a1"), ino("b1"));
+    }
+
+    /// A target with an order of its own, as a database target needs (a
+    /// table's schema before its rows, rows before its triggers): files
+    /// named `N-…` are in phase N. It writes through a real local target
+    /// and logs when each write starts and ends and when `finish` runs.
+    /// No ordered target ships yet: this test double stands in for those
+    /// the contract is for.
+    struct Ordered {
+        inner: LocalTarget,
+        log: Arc<Mutex<Vec<String>>>,
+        finish_fails: bool,
+    }
+
+    impl Ordered {
+        fn log(&self, s: String) {
+            self.log.lock().unwrap().push(s);
+        }
+    }
+
+    impl Target for Ordered {
+        fn create_dir(&self, path: &[u8]) -> std::io::Result<()> {
+            self.inner.create_dir(path)
+        }
+        fn write_file(
+            &self,
+            path: &[u8],
+            node: &Node,
+            chunks: &mut crate::connector::target::ChunkFeed<'_>,
+        ) -> Result<()> {
+            self.log(format!("start {}", display_path(path)));
+            // Give the other writers time to overtake, were they allowed to.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let r = self.inner.write_file(path, node, chunks);
+            self.log(format!("end {}", display_path(path)));
+            r
+        }
+        fn hard_link(&self, existing: &[u8], path: &[u8]) -> std::io::Result<()> {
+            self.inner.hard_link(existing, path)
+        }
+        fn create_special(&self, path: &[u8], node: &Node) -> std::io::Result<()> {
+            self.inner.create_special(path, node)
+        }
+        fn set_meta(&self, path: &[u8], node: &Node) -> std::io::Result<()> {
+            self.log(format!("meta {}", shown(path)));
+            self.inner.set_meta(path, node)
+        }
+        fn phase(&self, path: &[u8], _: &Node) -> u32 {
+            let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+            u32::from(name[0] - b'0')
+        }
+        fn finish(&self) -> Result<()> {
+            self.log("finish".into());
+            if self.finish_fails {
+                return Err(Error::Invalid("table t: 3 rows written, 4 expected".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn ordered_restore(finish_fails: bool) -> (RestoreReport, Vec<String>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path();
+        let data = tmp.join("db");
+        fs::create_dir_all(data.join("t")).unwrap();
+        fs::write(data.join("t/0-schema.sql"), "create table t").unwrap();
+        for i in 0..12 {
+            fs::write(
+                data.join(format!("t/1-rows-{i:02}.csv")),
+                "x".repeat(100 * i),
+            )
+            .unwrap();
+        }
+        fs::write(data.join("t/2-triggers.sql"), "create trigger").unwrap();
+        fs::write(data.join("1-other-rows.csv"), "y").unwrap();
+        crate::make_backup(tmp.join("repo"), &data, false).unwrap();
+        let repo = Repository::open_local(&tmp.join("repo")).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let out = tmp.join("out");
+        let (out2, log2) = (out.clone(), log.clone());
+        let opts = RestoreOptions {
+            threads: 4,
+            ..Default::default()
+        };
+        let report = restore_with(&repo, "db", &opts, move || {
+            Ok(Box::new(Ordered {
+                inner: LocalTarget::new(&out2, false)?,
+                log: log2,
+                finish_fails,
+            }) as Box<dyn Target>)
+        })
+        .unwrap();
+        let log = log.lock().unwrap().clone();
+        (report, log, dir)
+    }
+
+    #[test]
+    fn a_target_phase_orders_the_writes_and_finish_runs_once_last() {
+        let (report, log, dir) = ordered_restore(false);
+        let out = dir.path().join("out");
+        assert!(report.is_complete(), "{:?}", report.outcome.errors);
+        assert_eq!(report.outcome.files, 15);
+        let phase = |e: &str| {
+            let name = e.rsplit('/').next().unwrap();
+            name.split(' ').next_back().unwrap().as_bytes()[0]
+        };
+        let writes: Vec<&String> = log
+            .iter()
+            .filter(|e| e.starts_with("start ") || e.starts_with("end "))
+            .collect();
+        assert_eq!(writes.len(), 30, "{log:?}");
+        // No write of a phase starts before every write of an earlier one ended.
+        for (i, e) in writes.iter().enumerate() {
+            if let Some(started) = e.strip_prefix("start ") {
+                let p = phase(started);
+                for later in &writes[i..] {
+                    if later.starts_with("end ") {
+                        assert!(phase(later) >= p, "{later} after {e}: {log:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(log.iter().filter(|e| *e == "finish").count(), 1, "{log:?}");
+        assert_eq!(log.last().map(String::as_str), Some("finish"), "{log:?}");
+        assert!(log.iter().any(|e| e == "meta ."), "{log:?}");
+        assert_eq!(
+            fs::read_to_string(out.join("t/2-triggers.sql")).unwrap(),
+            "create trigger"
+        );
+        assert_eq!(
+            fs::read_to_string(out.join("t/1-rows-11.csv")).unwrap(),
+            "x".repeat(1100)
+        );
+    }
+
+    #[test]
+    fn a_failing_finish_makes_the_restore_incomplete_and_says_why() {
+        let (report, log, dir) = ordered_restore(true);
+        let out = dir.path().join("out");
+        assert_eq!(log.iter().filter(|e| *e == "finish").count(), 1, "{log:?}");
+        assert!(!report.is_complete());
+        assert_eq!(
+            report.outcome.errors,
+            [RestoreError {
+                path: ".".into(),
+                message: "finishing the restore: table t: 3 rows written, 4 expected".into(),
+            }]
+        );
+        // What was written stays.
+        assert_eq!(report.outcome.files, 15);
+        assert!(out.join("t/0-schema.sql").is_file());
     }
 }

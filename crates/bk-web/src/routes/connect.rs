@@ -3,7 +3,6 @@
 
 use super::*;
 
-use bk_ftp::Scheme;
 
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {

@@ -77,7 +77,7 @@ pub(super) struct SnapQ {
 /// What a path of a snapshot names.
 pub(super) enum Found {
     Root,
-    Node(Node),
+    Node(Box<Node>),
 }
 
 /// The snapshot, the index, and the node at `comps` (which must exist).
@@ -105,7 +105,7 @@ fn resolve(
         bk_core::tree::check_name(c).map_err(|e| WebError::BadRequest(e.to_string()))?;
         let node = tree.find(c).cloned().ok_or_else(missing)?;
         if i + 1 == comps.len() {
-            return Ok((snap, idx, Found::Node(node)));
+            return Ok((snap, idx, Found::Node(Box::new(node))));
         }
         let sub = match (node.kind, node.subtree) {
             (NodeKind::Dir, Some(s)) => s,
@@ -228,7 +228,7 @@ pub(super) async fn download(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> 
     let (idx, node) = blocking(move || {
         let (_, idx, found) = resolve(&repo, &dataset, id, &c2)?;
         match found {
-            Found::Node(n) if n.kind == NodeKind::File => Ok((idx, n)),
+            Found::Node(n) if n.kind == NodeKind::File => Ok((idx, *n)),
             _ => Err(WebError::BadRequest("Only files can be downloaded.".into())),
         }
     })

@@ -29,7 +29,7 @@ fn meta_of(e: &RemoteEntry) -> EntryMeta {
             .unwrap_or(if kind == EntryKind::Dir { 0o755 } else { 0o644 }),
         uid: 0,
         gid: 0,
-        size: e.size,
+        size: Some(e.size),
         mtime: secs,
         mtime_nsec: nsec,
         ctime: 0,
@@ -37,6 +37,7 @@ fn meta_of(e: &RemoteEntry) -> EntryMeta {
         inode: 0,
         dev: 0,
         nlink: 1,
+        change_token: None,
     }
 }
 
