@@ -346,11 +346,25 @@ fn read_password_file(f: &std::path::Path) -> Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// Print what the repository noted (files skipped, a stale lock broken …).
-fn print_notes(repo: &Repository) {
+/// Print each transfer the backend retried, then what the repository
+/// noted (files skipped, a stale lock broken …). Returns how many failures
+/// were retried.
+fn print_notes(repo: &Repository) -> usize {
+    let retries = repo.take_retries();
+    for r in &retries {
+        eprintln!("bk: retried {r}");
+    }
     for n in repo.take_notes() {
         eprintln!("bk: note: {n}");
     }
+    retries.len()
+}
+
+/// The backup's JSON summary, with the number of retried transfers.
+fn backup_json(snap: &Snapshot, retries: usize) -> Result<String> {
+    let mut v = serde_json::to_value(snap.summary())?;
+    v["retries"] = retries.into();
+    Ok(serde_json::to_string_pretty(&v)?)
 }
 
 fn open(cli: &Cli) -> Result<Repository> {
@@ -416,14 +430,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .ignore_ctime(*ignore_ctime)
                 .threads(threads.unwrap_or_else(default_threads));
             let res = bk_core::backup(&repo, &*src, &opts);
-            print_notes(&repo);
+            let retries = print_notes(&repo);
             let snap = res?;
             for w in &snap.warnings {
                 eprintln!("bk: warning: {}: {}", w.path, w.message);
             }
             let s = &snap.stats;
             eprintln!(
-                "snapshot {} of {:?} saved: {} files, {}, +{} ~{} -{}, {} new in {:.1}s",
+                "snapshot {} of {:?} saved: {} files, {}, +{} ~{} -{}, {} new in {:.1}s{}",
                 snap.id,
                 snap.dataset,
                 s.files,
@@ -432,10 +446,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.modified,
                 s.deleted,
                 human(s.stored_bytes),
-                s.duration_ms as f64 / 1000.0
+                s.duration_ms as f64 / 1000.0,
+                match retries {
+                    0 => String::new(),
+                    n => format!(", {n} transfer(s) retried"),
+                }
             );
             if *json {
-                println!("{}", serde_json::to_string_pretty(&snap.summary())?);
+                println!("{}", backup_json(&snap, retries)?);
             }
             if snap.warnings.is_empty() {
                 Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ mod ftp;
 mod listing;
 mod metadata;
 mod restore_safety;
+mod retry;
 mod robust;
 mod roundtrip;
 mod select;
