@@ -166,12 +166,14 @@ impl Backend for FtpBackend {
                     // An earlier attempt may have renamed its file into
                     // place and lost only the reply: when the file there
                     // holds our bytes, this write is done.
-                    Err(e)
-                        if e.kind() == ErrorKind::AlreadyExists
-                            && !failed.is_empty()
-                            && c.get_bytes(&p).is_ok_and(|got| got == data) =>
-                    {
-                        Ok(())
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists && !failed.is_empty() => {
+                        match c.get_bytes(&p) {
+                            Ok(got) if got == data => Ok(()),
+                            // Not known yet: this attempt failed, the next
+                            // one looks again.
+                            Err(read) if read.is_transient() => Err(read),
+                            _ => Err(e),
+                        }
                     }
                     Err(e) => {
                         failed.push(tmp);

@@ -9,6 +9,9 @@
 //!
 //! - a control connection is shut down (both ways) once that many bytes went
 //!   from the server to the client;
+//! - or it is shut down when the server replies to a given command, the
+//!   reply lost: the server did the command (a rename, a delete), the
+//!   client cannot know;
 //! - a data connection is cut the way a link that drops a transfer looks
 //!   to each side: the side receiving gets only the first bytes and then
 //!   an end of stream, while the sending side's bytes are all taken (and
@@ -47,6 +50,9 @@ pub struct Cuts {
     pub data_verb: String,
     /// Only when the command's argument contains this (empty: any).
     pub data_path: String,
+    /// Lose the server's first reply to each of these commands (`RNTO`,
+    /// `DELE` …): the control connection is cut instead of delivering it.
+    pub lose_reply_to: Vec<String>,
 }
 
 impl Cuts {
@@ -69,6 +75,19 @@ impl Cuts {
         }
     }
 
+    /// Lose the first reply to each of `verbs`, cutting its control connection.
+    ///
+    /// ```
+    /// let c = bk_testkit::Cuts::replies_lost(&["RNTO", "dele"]);
+    /// assert_eq!(c.lose_reply_to, ["RNTO", "DELE"]);
+    /// ```
+    pub fn replies_lost(verbs: &[&str]) -> Cuts {
+        Cuts {
+            lose_reply_to: verbs.iter().map(|v| v.to_ascii_uppercase()).collect(),
+            ..Cuts::default()
+        }
+    }
+
     /// Cut only data connections whose command names a path containing `s`.
     ///
     /// ```
@@ -86,6 +105,9 @@ struct Shared {
     control_cuts: AtomicUsize,
     data_cuts: AtomicUsize,
     data_conns: AtomicUsize,
+    replies_lost: AtomicUsize,
+    /// The commands of [`Cuts::lose_reply_to`] whose reply is still to lose.
+    to_lose: Mutex<Vec<String>>,
 }
 
 /// The proxy; it runs until the test process ends (its threads block in
@@ -105,7 +127,10 @@ impl CutProxy {
             .ok_or_else(|| io::Error::other("upstream address resolves to nothing"))?;
         let l = TcpListener::bind("127.0.0.1:0")?;
         let port = l.local_addr()?.port();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            to_lose: Mutex::new(cuts.lose_reply_to.clone()),
+            ..Shared::default()
+        });
         let sh = shared.clone();
         let cuts = Arc::new(cuts);
         thread::spawn(move || {
@@ -139,6 +164,11 @@ impl CutProxy {
         self.shared.data_cuts.load(Ordering::SeqCst)
     }
 
+    /// Replies lost so far ([`Cuts::replies_lost`]).
+    pub fn replies_lost(&self) -> usize {
+        self.shared.replies_lost.load(Ordering::SeqCst)
+    }
+
     /// Data connections relayed so far.
     pub fn data_conns(&self) -> usize {
         self.shared.data_conns.load(Ordering::SeqCst)
@@ -162,6 +192,9 @@ fn control(
         return;
     };
     let v = verb.clone();
+    // Set when a command whose reply is to be lost goes to the server.
+    let lose = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (l, sh) = (lose.clone(), shared.clone());
     thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut line = Vec::new();
@@ -176,8 +209,13 @@ fn control(
                     let text = String::from_utf8_lossy(&line);
                     let text = text.trim_end();
                     let (word, arg) = text.split_once(' ').unwrap_or((text, ""));
-                    *v.lock().unwrap_or_else(|p| p.into_inner()) =
-                        (word.to_ascii_uppercase(), arg.to_string());
+                    let word = word.to_ascii_uppercase();
+                    let mut to_lose = sh.to_lose.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(i) = to_lose.iter().position(|w| *w == word) {
+                        to_lose.remove(i);
+                        l.store(true, Ordering::SeqCst);
+                    }
+                    *v.lock().unwrap_or_else(|p| p.into_inner()) = (word, arg.to_string());
                     line.clear();
                 } else {
                     line.push(b);
@@ -202,6 +240,15 @@ fn control(
         let mut out = Vec::new();
         while let Some(i) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=i).collect();
+            // The reply to the command whose reply is to be lost (the
+            // client waits for it, so it is the next complete reply).
+            if lose.load(Ordering::SeqCst) && line.get(3) != Some(&b'-') {
+                let _ = c_out.write_all(&out);
+                shared.replies_lost.fetch_add(1, Ordering::SeqCst);
+                let _ = c_out.shutdown(Shutdown::Both);
+                let _ = s_in.shutdown(Shutdown::Both);
+                return;
+            }
             out.extend(rewrite(line, shared, cuts, left, &verb));
         }
         if let Some(limit) = cut_after

@@ -133,3 +133,41 @@ fn issue10_a_backup_through_cut_uploads_completes_and_counts_its_retries() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["retries"], 0, "{v}");
 }
+
+#[test]
+fn issue10_a_lock_whose_rename_or_delete_reply_was_lost_is_taken_and_released() {
+    let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("ds");
+    dataset(&src);
+    let o = bk_backup(&s, &src, &repo_url(&s, s.port()));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lock_file = s.local_path(&format!(
+        "{}/repo/locks/exclusive",
+        s.remote_base().trim_end_matches('/')
+    ));
+    // The server renames the lock into place (then deletes it), but the
+    // reply never arrives: the retry finds the work done.
+    for verb in ["RNTO", "DELE"] {
+        let proxy = CutProxy::start(&s.addr(), Cuts::replies_lost(&[verb])).unwrap();
+        let mut url = FtpUrl::parse(&repo_url(&s, proxy.port())).unwrap();
+        url.set_password(s.password());
+        let cfg = FtpConfig::default().retries(3, Duration::from_millis(10));
+        let repo = Repository::open(Arc::new(bk_core::FtpBackend::new(url, cfg))).unwrap();
+        let lock = repo
+            .lock("test")
+            .unwrap_or_else(|e| panic!("{verb} reply lost: {e}"));
+        assert!(lock_file.exists());
+        lock.release()
+            .unwrap_or_else(|e| panic!("{verb} reply lost: {e}"));
+        assert!(!lock_file.exists());
+        assert_eq!(proxy.replies_lost(), 1);
+        let retried = repo.take_retries();
+        assert_eq!(retried.len(), 1, "{retried:?}");
+        let expect = match verb {
+            "RNTO" => "writing locks/exclusive: attempt 1 failed: renaming ",
+            _ => "removing locks/exclusive: attempt 1 failed: ",
+        };
+        assert!(retried[0].starts_with(expect), "{}", retried[0]);
+    }
+}
