@@ -73,7 +73,6 @@ const CUT_MIN: u64 = 200;
 /// The fault proxy: data connections' cut points start here (log-uniform).
 const DATA_CUT_MIN: u64 = 100;
 const PROXY_MAX_RUN: Duration = Duration::from_secs(30 * 60);
-const FAULT_TRIES: usize = 5;
 /// Scenario 2: the second backup may read at most this much more than changed.
 const READ_SLACK: f64 = 1.2;
 
@@ -1240,6 +1239,8 @@ fn scenario_3(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
 struct FaultRow {
     seed: u64,
     attempts: Vec<String>,
+    /// `bk: retried` lines the backup printed.
+    retries: usize,
     conns: usize,
     /// Bytes per control connection, `✂` marking a cut.
     bytes: Vec<String>,
@@ -1289,68 +1290,63 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
         )?;
         let purl = ctx.url(proxy.port(), &rel);
         let mut problems = Vec::new();
-        let mut attempts = Vec::new();
-        let mut committed = 0usize;
-        let mut succeeded = false;
-        for attempt in 1..=FAULT_TRIES {
-            let r = ctx.bk_timeout(&format!("s4-seed{seed:02}-backup{attempt}"), timeout, |c| {
-                c.arg("backup").arg(&ds).args(["--repo", &purl, "--json"]);
-            })?;
-            attempts.push(r.code_str());
-            match r.code {
-                Some(0) => {
-                    succeeded = true;
-                    break;
-                }
-                Some(1) => {
-                    let lines: Vec<&str> =
-                        r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-                    let clear = lines.last().is_some_and(|l| l.starts_with("bk: error: "))
-                        && !r.stderr.contains("panicked");
-                    if !clear {
-                        problems.push(format!(
-                            "attempt {attempt}: exit 1 without a clear `bk: error:` message: {}",
-                            r.failure()
-                        ));
-                    }
-                    match count_snapshots(
-                        ctx,
-                        &rel,
-                        &durl,
-                        &format!("s4-seed{seed:02}-ls{attempt}"),
-                    )? {
-                        Ok(n) if n == committed => {}
-                        Ok(n) => {
-                            problems.push(format!(
-                                "attempt {attempt}: exit 1 (\"nothing committed\") but the repository now has {n} snapshot(s), had {committed}: {}",
-                                r.failure()
-                            ));
-                            committed = n;
-                        }
-                        Err(e) => problems.push(format!(
-                            "attempt {attempt}: cannot list snapshots after the failure: {e}"
-                        )),
-                    }
-                }
-                _ => {
-                    problems.push(format!("attempt {attempt}: {}", r.failure()));
-                    break;
+        // One run: bk retries what the cuts break; a backup that gives up
+        // here is a failure, not something to run again.
+        let r = ctx.bk_timeout(&format!("s4-seed{seed:02}-backup"), timeout, |c| {
+            c.arg("backup").arg(&ds).args(["--repo", &purl, "--json"]);
+        })?;
+        let attempts = vec![r.code_str()];
+        let retries = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("bk: retried "))
+            .count();
+        let succeeded = r.code == Some(0);
+        match r.code {
+            Some(0) => {
+                let reported = stat(&r.json()?, "retries");
+                if reported != Some(retries as u64) {
+                    problems.push(format!(
+                        "bk printed {retries} `bk: retried` line(s) but its JSON summary says \
+                         \"retries\": {}",
+                        opt(reported)
+                    ));
                 }
             }
+            Some(1) => {
+                problems.push(format!(
+                    "the backup failed in its single run (after {retries} retries): {}",
+                    r.failure()
+                ));
+                let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                let clear = lines.last().is_some_and(|l| l.starts_with("bk: error: "))
+                    && !r.stderr.contains("panicked");
+                if !clear {
+                    problems.push(format!(
+                        "exit 1 without a clear `bk: error:` message: {}",
+                        r.failure()
+                    ));
+                }
+                match count_snapshots(ctx, &rel, &durl, &format!("s4-seed{seed:02}-ls"))? {
+                    Ok(0) => {}
+                    Ok(n) => problems.push(format!(
+                        "exit 1 (\"nothing committed\") but the repository has {n} snapshot(s)"
+                    )),
+                    Err(e) => {
+                        problems.push(format!("cannot list snapshots after the failure: {e}"))
+                    }
+                }
+            }
+            _ => problems.push(r.failure()),
         }
         let records = proxy.finish();
-        if !succeeded && problems.is_empty() {
-            problems.push(format!(
-                "no successful backup in {FAULT_TRIES} tries (exits {})",
-                attempts.join(",")
-            ));
-        }
         if succeeded || ctx.server_path(&rel).join("config").exists() {
             verify_fault_repo(ctx, seed, &rel, &durl, &ds, succeeded, &mut problems)?;
         }
         let row = fault_row(
             seed,
             attempts,
+            retries,
             &records,
             t.elapsed().as_secs_f64(),
             problems,
@@ -1359,9 +1355,11 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
             format!("seed {seed:02}"),
             row.ok,
             format!(
-                "backup exits {}; {} control conns via proxy (bytes: {}), {} planned cuts, {} cut; \
-                 {} data conns, {} planned cuts, {} cut; {:.1} s{}",
+                "backup exits {} after {} retried transfer(s); {} control conns via proxy \
+                 (bytes: {}), {} planned cuts, {} cut; {} data conns, {} planned cuts, {} cut; \
+                 {:.1} s{}",
                 row.attempts.join(","),
+                row.retries,
                 row.conns,
                 row.bytes.join(" "),
                 row.planned,
@@ -1396,7 +1394,8 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     let (dconns, dplanned, dcuts) = rows.iter().fold((0, 0, 0), |(a, b, c), r| {
         (a + r.data_conns, b + r.data_planned, c + r.data_cuts)
     });
-    let failed_tries = rows
+    let retries: usize = rows.iter().map(|r| r.retries).sum();
+    let failed_runs = rows
         .iter()
         .flat_map(|r| &r.attempts)
         .filter(|a| *a != "0")
@@ -1404,9 +1403,11 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     sc.note(format!(
         "{} seeds: {conns} control connections through the proxy, {planned} planned cuts, {cuts} \
          effective (a planned cut beyond the connection's traffic never happens); {dconns} data \
-         connections, {dplanned} planned cuts, {dcuts} effective; {failed_tries} \
-         backup run(s) failed and were retried{}",
+         connections, {dplanned} planned cuts, {dcuts} effective; one backup run per seed, \
+         {failed_runs} failed; bk retried {retries} transfer(s) in all (`bk: retried` lines, \
+         most {} in one run){}",
         rows.len(),
+        rows.iter().map(|r| r.retries).max().unwrap_or(0),
         if cuts + dcuts < rows.len() {
             format!(
                 ". Few cuts landed: bk's control connections carried {}..{} bytes here, so try \
@@ -1429,8 +1430,11 @@ fn scenario_4(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     Ok(())
 }
 
+/// How long a backup may take to give up once the network is down.
+const BLACKOUT_GIVE_UP: Duration = Duration::from_secs(45);
+
 /// The network goes down for good in the middle of a backup: the backup
-/// must exit 1 with one clear line and commit nothing; the next run (direct)
+/// must give up within [`BLACKOUT_GIVE_UP`], exit 1 with one clear line and commit nothing; the next run (direct)
 /// must complete without uploading again what the failed run's complete
 /// packs hold; the snapshot must restore identical.
 fn blackout(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
@@ -1476,14 +1480,23 @@ fn blackout(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
         .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .to_string();
+    let retried = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("bk: retried "))
+        .count();
     sc.check(
         format!(
-            "blackout after {} MiB: the backup exits 1 with one clear line",
-            budget >> 20
+            "blackout after {} MiB: the backup gives up within {} s and exits 1 with one clear line",
+            budget >> 20,
+            BLACKOUT_GIVE_UP.as_secs()
         ),
-        r.code == Some(1) && last.starts_with("bk: error: ") && !r.stderr.contains("panicked"),
+        r.code == Some(1)
+            && last.starts_with("bk: error: ")
+            && !r.stderr.contains("panicked")
+            && r.secs < BLACKOUT_GIVE_UP.as_secs_f64(),
         format!(
-            "exit {} in {:.1} s; last line: {last}",
+            "exit {} in {:.1} s after {retried} retried transfer(s); last line: {last}",
             r.code_str(),
             r.secs
         ),
@@ -1548,6 +1561,7 @@ fn blackout(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
 fn fault_row(
     seed: u64,
     attempts: Vec<String>,
+    retries: usize,
     records: &[ConnRecord],
     secs: f64,
     problems: Vec<String>,
@@ -1557,6 +1571,7 @@ fn fault_row(
     FaultRow {
         seed,
         attempts,
+        retries,
         conns: control.iter().filter(|r| !r.upstream_failed).count(),
         bytes: control
             .iter()
@@ -2081,15 +2096,16 @@ fn report(opts: &Opts, info: &Info, scenarios: &[Scenario], faults: &[FaultRow])
         if sc.n == 4 && !faults.is_empty() {
             let _ = writeln!(
                 s,
-                "\n| seed | backup exit codes | control conns: bytes (✂ = cut) | planned cuts | cuts | data conns | planned data cuts | data cuts | time | result |"
+                "\n| seed | backup exit code | retried transfers | control conns: bytes (✂ = cut) | planned cuts | cuts | data conns | planned data cuts | data cuts | time | result |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
             for r in faults {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}: {} | {} | {} | {} | {} | {} | {:.1} s | {} |",
+                    "| {} | {} | {} | {}: {} | {} | {} | {} | {} | {} | {:.1} s | {} |",
                     r.seed,
                     r.attempts.join(", "),
+                    r.retries,
                     r.conns,
                     r.bytes.join(" "),
                     r.planned,

@@ -169,9 +169,16 @@ pub fn read_password_file(f: &Path) -> Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// Print what the repository noted (files skipped, a stale lock broken …).
-pub fn print_notes(repo: &Repository) {
+/// Print each transfer the backend retried, then what the repository
+/// noted (files skipped, a stale lock broken …). Returns how many failures
+/// were retried.
+pub fn print_notes(repo: &Repository) -> usize {
+    let retries = repo.take_retries();
+    for r in &retries {
+        eprintln!("bk: retried {r}");
+    }
     for n in repo.take_notes() {
         eprintln!("bk: note: {n}");
     }
+    retries.len()
 }

@@ -48,9 +48,18 @@ pub struct FtpConfig {
     pub tls: TlsOptions,
     /// Parallel connections for tree transfers.
     pub connections: usize,
-    /// Attempts for an operation that fails transiently (reconnecting in between).
+    /// Attempts for an operation that fails transiently without moving a
+    /// byte of data (connection refused or reset, a 4xx reply, a timeout),
+    /// reconnecting in between. With the backoff, this bounds how long an
+    /// unreachable server takes to be given up.
     pub retries: u32,
-    /// First backoff delay; doubled after each failure.
+    /// Attempts in all for an operation whose failed attempts did move data
+    /// (a transfer cut midway, an upload that arrived short): over a link
+    /// that drops connections now and then, the network works and another
+    /// attempt is likely to get through. At least `retries`.
+    pub attempts_with_progress: u32,
+    /// First backoff delay; doubled after each failure that moved no data
+    /// (up to 5 s); a failure that moved data waits only this long.
     pub backoff: Duration,
     /// Use PASV even when the server offers EPSV (PASV replies always have
     /// their address replaced by the control connection's).
@@ -66,6 +75,7 @@ impl Default for FtpConfig {
             tls: TlsOptions::default(),
             connections: 4,
             retries: 5,
+            attempts_with_progress: 20,
             backoff: Duration::from_millis(200),
             force_pasv: false,
         }
@@ -114,10 +124,29 @@ impl FtpConfig {
         self.force_pasv = yes;
         self
     }
-    /// Retry count and first backoff.
+    /// Attempts without progress and the first backoff; the attempts of
+    /// an operation that moves data become four times as many (see
+    /// [`FtpConfig::attempts_with_progress`] to set them apart).
+    ///
+    /// ```
+    /// let cfg = bk_ftp::FtpConfig::default().retries(3, std::time::Duration::from_millis(50));
+    /// assert_eq!((cfg.retries, cfg.attempts_with_progress), (3, 12));
+    /// ```
     pub fn retries(mut self, n: u32, backoff: Duration) -> Self {
         self.retries = n.max(1);
+        self.attempts_with_progress = self.retries.saturating_mul(4);
         self.backoff = backoff;
+        self
+    }
+    /// Attempts in all for an operation whose failed attempts moved data
+    /// (at least [`FtpConfig::retries`]).
+    ///
+    /// ```
+    /// let cfg = bk_ftp::FtpConfig::default().attempts_with_progress(50);
+    /// assert_eq!((cfg.retries, cfg.attempts_with_progress), (5, 50));
+    /// ```
+    pub fn attempts_with_progress(mut self, n: u32) -> Self {
+        self.attempts_with_progress = n.max(self.retries);
         self
     }
 }
@@ -161,6 +190,10 @@ pub struct FtpClient {
     set_mtime: SetMtime,
     /// The server answered `SITE CHMOD` with "not implemented".
     chmod_unsupported: bool,
+    /// Data bytes sent or received so far, counted as they go (a cut
+    /// transfer counts what got through): tells a [`crate::Pool`] whether a
+    /// failed attempt made progress.
+    moved: u64,
 }
 
 impl std::fmt::Debug for FtpClient {
@@ -376,6 +409,7 @@ impl FtpClient {
             features,
             set_mtime,
             chmod_unsupported: false,
+            moved: 0,
         })
     }
 
@@ -711,7 +745,7 @@ impl FtpClient {
             .stream
             .put_with_stream(remote)
             .map_err(|e| Error::ftp("uploading", Some(remote), e))?;
-        let n = copy(reader, &mut w).map_err(|e| match e {
+        let n = copy(reader, &mut w, &mut self.moved).map_err(|e| match e {
             CopyError::Read(e) => {
                 Error::new(ErrorKind::LocalIo, "reading", e.to_string()).path(remote)
             }
@@ -739,15 +773,34 @@ impl FtpClient {
         while got < buf.len() {
             match r.read(&mut buf[got..]) {
                 Ok(0) => break,
-                Ok(k) => got += k,
+                Ok(k) => {
+                    got += k;
+                    self.moved += k as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("downloading", remote, e)),
             }
         }
         if got < buf.len() {
-            // The file ended first: the transfer is complete.
             r.finish()
                 .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
+            // The server may report success for a transfer cut on the way
+            // (it wrote everything into its socket): only the file's size
+            // tells a cut transfer, which another attempt fixes, from a
+            // file that ends before the range.
+            if let Ok(size) = self.size(remote)
+                && size >= offset + len
+            {
+                return Err(Error::new(
+                    ErrorKind::Transient,
+                    "downloading",
+                    format!(
+                        "the transfer ended after {got} of {len} bytes at offset {offset} \
+                         (the file has {size}): the connection was cut"
+                    ),
+                )
+                .path(remote));
+            }
             return Err(Error::new(
                 ErrorKind::Permanent,
                 "reading a range of",
@@ -857,7 +910,7 @@ impl FtpClient {
             .stream
             .retr_as_stream(remote)
             .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
-        let n = copy(&mut r, writer).map_err(|e| match e {
+        let n = copy(&mut r, writer, &mut self.moved).map_err(|e| match e {
             CopyError::Read(e) => Error::io("downloading", remote, e),
             CopyError::Write(e) => {
                 Error::new(ErrorKind::LocalIo, "writing", e.to_string()).path(remote)
@@ -866,6 +919,41 @@ impl FtpClient {
         r.finish()
             .map_err(|e| Error::ftp("downloading", Some(remote), e))?;
         Ok(n)
+    }
+
+    /// Download a whole file into memory, checked against its size (SIZE):
+    /// a transfer that ends short is a transient error
+    /// ([`Error::is_transient`], so a [`crate::Pool`] retries it), never
+    /// bytes handed on as if they were the file. A server may report success
+    /// for a transfer cut on the way, once it wrote everything into its
+    /// socket. Without SIZE (a server that lacks it), the completion reply
+    /// is all there is to go by.
+    pub fn get_bytes(&mut self, remote: &str) -> Result<Vec<u8>> {
+        let expect = match self.size(remote) {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == ErrorKind::Unsupported => None,
+            Err(e) => return Err(e),
+        };
+        let mut v = Vec::with_capacity(expect.unwrap_or(0).min(1 << 30) as usize);
+        self.download_stream(remote, &mut v, 0)?;
+        match expect {
+            Some(n) if n != v.len() as u64 => Err(Error::new(
+                ErrorKind::Transient,
+                "downloading",
+                format!(
+                    "got {} bytes, the server's SIZE said {n}: the transfer was cut",
+                    v.len()
+                ),
+            )
+            .path(remote)),
+            _ => Ok(v),
+        }
+    }
+
+    /// Data bytes this connection has sent and received so far (cut
+    /// transfers included, up to where they were cut).
+    pub(crate) fn data_bytes(&self) -> u64 {
+        self.moved
     }
 
     /// Upload a local file atomically: to a temporary name beside the
@@ -1204,7 +1292,12 @@ enum CopyError {
     Write(io::Error),
 }
 
-fn copy(r: &mut dyn Read, w: &mut dyn Write) -> std::result::Result<u64, CopyError> {
+/// Copy `r` to `w`, adding the bytes to `moved` as they go.
+fn copy(
+    r: &mut dyn Read,
+    w: &mut dyn Write,
+    moved: &mut u64,
+) -> std::result::Result<u64, CopyError> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut n = 0u64;
     loop {
@@ -1216,6 +1309,7 @@ fn copy(r: &mut dyn Read, w: &mut dyn Write) -> std::result::Result<u64, CopyErr
         };
         w.write_all(&buf[..k]).map_err(CopyError::Write)?;
         n += k as u64;
+        *moved += k as u64;
     }
     w.flush().map_err(CopyError::Write)?;
     Ok(n)
@@ -1309,6 +1403,98 @@ mod tests {
                 msg.contains("is not an FTP greeting; is this an FTP server?"),
                 "{msg}"
             );
+        }
+    }
+
+    mod cut_transfers {
+        use bk_testkit::{CutProxy, Cuts, ServerKind, ServerOptions, TestServer};
+
+        use super::*;
+
+        fn client_via(s: &TestServer, cuts: Cuts) -> (FtpClient, CutProxy) {
+            let proxy = CutProxy::start(&s.addr(), cuts).unwrap();
+            let mut u =
+                FtpUrl::parse(&format!("ftp://{}@127.0.0.1:{}/", s.user(), proxy.port())).unwrap();
+            u.set_password(s.password());
+            (
+                FtpClient::connect(&u, &FtpConfig::default()).unwrap(),
+                proxy,
+            )
+        }
+
+        fn file(s: &TestServer, name: &str, len: usize) -> (String, Vec<u8>) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
+            let remote = format!("{}/{name}", s.remote_base().trim_end_matches('/'));
+            std::fs::write(s.local_path(&remote), &data).unwrap();
+            (remote, data)
+        }
+
+        #[test]
+        fn a_download_cut_short_is_a_transient_error_not_the_file() {
+            let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+            let (remote, data) = file(&s, "index-file", 5000);
+            // The server completes the transfer (226): without a size
+            // check the short stream looks like the whole file.
+            let (mut c, proxy) = client_via(&s, Cuts::data("RETR", 2, 300));
+            let mut v = Vec::new();
+            c.download_stream(&remote, &mut v, 0).unwrap();
+            assert_eq!(v.len(), 300, "the proxy cuts after 300 bytes");
+            let e = c.get_bytes(&remote).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("got 300 bytes, the server's SIZE said 5000: the transfer was cut"),
+                "{e}"
+            );
+            assert_eq!(proxy.data_cuts(), 2);
+            assert!(c.get_bytes(&remote).unwrap() == data, "an uncut download");
+        }
+
+        #[test]
+        fn a_range_cut_short_is_transient_and_a_range_past_the_end_is_not() {
+            let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+            let (remote, data) = file(&s, "pack", 50_000);
+            let (mut c, _proxy) = client_via(&s, Cuts::data("RETR", 1, 1000));
+            let e = c.read_range(&remote, 10_000, 20_000).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("the transfer ended after 1000 of 20000 bytes"),
+                "{e}"
+            );
+            let got = c.read_range(&remote, 10_000, 20_000).unwrap();
+            assert!(got[..] == data[10_000..30_000]);
+            // (A fresh connection: the ABOR above leaves some sessions out of step.)
+            let (mut c, _proxy) = client_via(&s, Cuts::default());
+            let e = c.read_range(&remote, 40_000, 20_000).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Permanent, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("the file ends 10000 bytes before the range does"),
+                "{e}"
+            );
+        }
+
+        #[test]
+        fn a_short_upload_is_caught_by_the_size_check() {
+            let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+            let remote = format!("{}/up.bin", s.remote_base().trim_end_matches('/'));
+            let data: Vec<u8> = (0..40_000u32).map(|i| (i % 249) as u8).collect();
+            let (mut c, proxy) = client_via(&s, Cuts::data("STOR", 1, 2000));
+            let e = c.put_bytes(&data, &remote, true).unwrap_err();
+            assert_eq!(proxy.data_cuts(), 1);
+            assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("server has 2000 bytes, expected 40000"),
+                "{e}"
+            );
+            assert!(
+                !s.local_path(&remote).exists(),
+                "a short file was renamed into place"
+            );
+            c.put_bytes(&data, &remote, true).unwrap();
+            assert!(std::fs::read(s.local_path(&remote)).unwrap() == data);
         }
     }
 }

@@ -84,7 +84,7 @@ pub use client::{
 };
 pub use error::{Error, ErrorKind, Result};
 pub use list::{EntryKind, Precision, RemoteEntry};
-pub use pool::{Pool, PooledClient};
+pub use pool::{Pool, PooledClient, Retried};
 pub use transfer::{
     Direction, Progress, ProgressFn, TransferOptions, TransferReport, download_tree, mirror,
     upload_tree,

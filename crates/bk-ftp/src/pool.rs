@@ -1,12 +1,51 @@
 //! A small pool of logged-in connections, with retry and backoff.
 
+use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::client::{FtpClient, FtpConfig};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::url::FtpUrl;
+
+/// The longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Records of retried failures a pool keeps until they are taken; beyond
+/// this many, retries are only counted.
+const RETRIED_KEPT: usize = 10_000;
+
+/// One transient failure that a [`Pool`] retried: what was being done,
+/// which attempt failed, and why. The pool keeps one record per retried
+/// failure for its caller to show ([`Pool::take_retried`]); it never prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retried {
+    /// What was being done: the caller's words ([`Pool::run_as`]), else the
+    /// failed operation and its path ("uploading /backup/a.bin").
+    pub what: String,
+    /// The attempt that failed (1 for the first).
+    pub attempt: u32,
+    /// Why it failed (the server's reply or the connection's error; never
+    /// a password).
+    pub error: String,
+    /// Whether the failed attempt had moved data (bytes got through before
+    /// the cut): such failures are retried up to
+    /// [`FtpConfig::attempts_with_progress`], the others up to
+    /// [`FtpConfig::retries`].
+    pub progress: bool,
+}
+
+impl fmt::Display for Retried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: attempt {} failed: {}",
+            self.what, self.attempt, self.error
+        )
+    }
+}
 
 /// Up to `config.connections` connections to one server, shared by threads.
 /// When the server refuses a connection with `421 Too many connections`, the
@@ -19,6 +58,8 @@ pub struct Pool {
     limit: AtomicUsize,
     open: AtomicUsize,
     connects: AtomicUsize,
+    retried: Mutex<Vec<Retried>>,
+    retried_total: AtomicUsize,
 }
 
 impl Pool {
@@ -32,6 +73,8 @@ impl Pool {
             limit: AtomicUsize::new(limit),
             open: AtomicUsize::new(0),
             connects: AtomicUsize::new(0),
+            retried: Mutex::new(Vec::new()),
+            retried_total: AtomicUsize::new(0),
         }
     }
 
@@ -53,6 +96,43 @@ impl Pool {
     /// Connections opened so far (logins).
     pub fn connects(&self) -> usize {
         self.connects.load(Ordering::SeqCst)
+    }
+
+    /// Failures retried so far, in all (taking the records does not reset it).
+    pub fn retried(&self) -> usize {
+        self.retried_total.load(Ordering::SeqCst)
+    }
+
+    /// The records of the failures retried since the last call, in order,
+    /// one per failure (the first 10,000; [`Pool::retried`] counts all).
+    pub fn take_retried(&self) -> Vec<Retried> {
+        std::mem::take(&mut *self.retried.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn record(&self, what: &str, attempt: u32, e: &Error, progress: bool) {
+        self.retried_total.fetch_add(1, Ordering::SeqCst);
+        let (what, error) = if what.is_empty() {
+            let what = match e.path_str() {
+                Some(p) => format!("{} {p}", e.op()),
+                None => e.op().to_string(),
+            };
+            let error = match e.code() {
+                Some(c) => format!("{c} {}", e.text()),
+                None => e.text().to_string(),
+            };
+            (what, error)
+        } else {
+            (what.to_string(), e.to_string())
+        };
+        let mut kept = self.retried.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < RETRIED_KEPT {
+            kept.push(Retried {
+                what,
+                attempt,
+                error,
+                progress,
+            });
+        }
     }
 
     fn take(&self) -> Result<FtpClient> {
@@ -97,39 +177,78 @@ impl Pool {
     }
 
     /// Run `f` on a pooled connection. A transient failure (4xx reply,
-    /// dropped connection, timeout) drops that connection and, when
-    /// `idempotent`, retries on a fresh one after a growing pause; a
+    /// dropped connection, timeout, a transfer that arrived short) drops
+    /// that connection and, when `idempotent`, retries on a fresh one; a
     /// permanent failure (530, 550, 552 …) is returned at once.
+    ///
+    /// Retries are bounded two ways. Failures that moved no data (the
+    /// server unreachable, every connection refused or cut at once) give up
+    /// after [`FtpConfig::retries`] attempts, with a pause that doubles from
+    /// [`FtpConfig::backoff`] up to 5 s: a dead network is reported within
+    /// seconds. Failures after data got through (a link that cuts a
+    /// connection now and then) wait only the first pause and give up after
+    /// [`FtpConfig::attempts_with_progress`] attempts in all. Each retried
+    /// failure is recorded ([`Pool::take_retried`]).
     pub fn run<T>(
         &self,
         idempotent: bool,
+        f: impl FnMut(&mut FtpClient) -> Result<T>,
+    ) -> Result<T> {
+        self.run_as(idempotent, "", f)
+    }
+
+    /// [`Pool::run`], naming what `f` does ("writing packs/ab/ab12….pack")
+    /// in the records of retried failures.
+    pub fn run_as<T>(
+        &self,
+        idempotent: bool,
+        what: &str,
         mut f: impl FnMut(&mut FtpClient) -> Result<T>,
     ) -> Result<T> {
+        let retries = self.config.retries.max(1);
+        let attempts = self.config.attempts_with_progress.max(retries);
         let mut delay = self.config.backoff;
+        let mut idle_failures = 0;
         let mut attempt = 1;
         loop {
-            let r = self.take().and_then(|mut c| match f(&mut c) {
-                Ok(v) => {
-                    self.give_back(c);
-                    Ok(v)
-                }
-                Err(e) if e.is_transient() => {
-                    self.discard(c);
-                    Err(e)
-                }
-                Err(e) => {
-                    self.give_back(c);
-                    Err(e)
+            let mut progress = false;
+            let r = self.take().and_then(|mut c| {
+                let before = c.data_bytes();
+                let r = f(&mut c);
+                progress = c.data_bytes() > before;
+                match r {
+                    Ok(v) => {
+                        self.give_back(c);
+                        Ok(v)
+                    }
+                    Err(e) if e.is_transient() => {
+                        self.discard(c);
+                        Err(e)
+                    }
+                    Err(e) => {
+                        self.give_back(c);
+                        Err(e)
+                    }
                 }
             });
-            match r {
-                Err(e) if e.is_transient() && idempotent && attempt < self.config.retries => {
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    attempt += 1;
-                }
+            let e = match r {
+                Err(e) if e.is_transient() && idempotent => e,
                 r => return r,
+            };
+            if !progress {
+                idle_failures += 1;
             }
+            if idle_failures >= retries || attempt >= attempts {
+                return Err(e);
+            }
+            self.record(what, attempt, &e, progress);
+            if progress {
+                std::thread::sleep(self.config.backoff);
+            } else {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+            attempt += 1;
         }
     }
 
@@ -203,5 +322,167 @@ impl Drop for PooledClient {
                 self.pool.give_back(c);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use bk_testkit::{CutProxy, Cuts, ServerKind, ServerOptions, TestServer};
+
+    use super::*;
+
+    fn server() -> TestServer {
+        TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap()
+    }
+
+    fn url_at(s: &TestServer, port: u16) -> FtpUrl {
+        let mut u = FtpUrl::parse(&format!("ftp://{}@127.0.0.1:{port}/", s.user())).unwrap();
+        u.set_password(s.password());
+        u
+    }
+
+    fn remote(s: &TestServer, name: &str) -> String {
+        format!("{}/{name}", s.remote_base().trim_end_matches('/'))
+    }
+
+    /// A port that accepts every connection and closes it at once: what a
+    /// network that went down looks like to a client.
+    fn closing_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                drop(s);
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn a_dead_network_is_given_up_after_the_bound() {
+        let mut u = FtpUrl::parse(&format!("ftp://u@127.0.0.1:{}/", closing_port())).unwrap();
+        u.set_password("pw");
+        let pool = Pool::new(
+            u,
+            FtpConfig::default().retries(4, Duration::from_millis(10)),
+        );
+        let t = Instant::now();
+        let e = pool.run(true, |c: &mut FtpClient| c.noop()).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert_eq!(pool.connects(), 4, "{e}");
+        let r = pool.take_retried();
+        assert_eq!(r.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(r.iter().all(|r| !r.progress), "{r:?}");
+        assert_eq!(pool.retried(), 3);
+        // 10 + 20 + 40 ms of pauses.
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_permanent_failure_is_not_retried() {
+        let s = server();
+        let pool = Pool::new(
+            url_at(&s, s.port()),
+            FtpConfig::default().retries(5, Duration::from_millis(10)),
+        );
+        let missing = remote(&s, "missing");
+        let e = pool
+            .run(true, |c: &mut FtpClient| c.size(&missing))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(pool.connects(), 1);
+        assert_eq!(pool.retried(), 0);
+        assert!(pool.take_retried().is_empty());
+    }
+
+    #[test]
+    fn cut_connections_are_retried_and_each_failure_is_recorded_once() {
+        let s = server();
+        // Cut during the greeting: the first two connections never log in.
+        let proxy = CutProxy::start(&s.addr(), Cuts::control(2, 10)).unwrap();
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().retries(5, Duration::from_millis(10)),
+        );
+        pool.run_as(true, "pinging the server", |c: &mut FtpClient| c.noop())
+            .unwrap();
+        assert_eq!(proxy.control_cuts(), 2);
+        assert_eq!(pool.connects(), 3);
+        let r = pool.take_retried();
+        assert_eq!(r.len(), 2, "{r:?}");
+        for (i, r) in r.iter().enumerate() {
+            assert_eq!(r.attempt, i as u32 + 1);
+            assert_eq!(r.what, "pinging the server");
+            assert!(!r.progress);
+            let line = r.to_string();
+            // Cut after the greeting's first bytes: the login fails.
+            assert!(
+                line.starts_with(&format!(
+                    "pinging the server: attempt {} failed: logging in to 127.0.0.1:{}: ",
+                    i + 1,
+                    proxy.port()
+                )),
+                "{line}"
+            );
+            assert!(!line.contains(s.password()), "{line}");
+        }
+        assert!(pool.take_retried().is_empty(), "taken once");
+        assert_eq!(pool.retried(), 2, "the count stays");
+    }
+
+    #[test]
+    fn an_operation_that_is_not_idempotent_is_not_retried() {
+        let s = server();
+        let proxy = CutProxy::start(&s.addr(), Cuts::control(1, 10)).unwrap();
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().retries(5, Duration::from_millis(10)),
+        );
+        let e = pool.run(false, |c: &mut FtpClient| c.noop()).unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert_eq!(pool.connects(), 1);
+        assert_eq!(pool.retried(), 0);
+    }
+
+    #[test]
+    fn failures_that_moved_data_are_retried_longer_and_still_bounded() {
+        let s = server();
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let name = remote(&s, "f.bin");
+        std::fs::write(s.local_path(&name), &data).unwrap();
+        // Two attempts without progress, eight with: five downloads cut
+        // after 100 bytes each are retried, the sixth gets the file.
+        let cfg = FtpConfig::default().retries(2, Duration::from_millis(10));
+        assert_eq!(cfg.attempts_with_progress, 8);
+        let proxy = CutProxy::start(&s.addr(), Cuts::data("RETR", 5, 100)).unwrap();
+        let pool = Pool::new(url_at(&s, proxy.port()), cfg.clone());
+        let got = pool
+            .run_as(true, "reading f.bin", |c: &mut FtpClient| {
+                c.get_bytes(&name)
+            })
+            .unwrap();
+        assert!(got == data, "got {} bytes", got.len());
+        assert_eq!(proxy.data_cuts(), 5);
+        let r = pool.take_retried();
+        assert_eq!(r.len(), 5, "{r:?}");
+        assert!(r.iter().all(|r| r.progress), "{r:?}");
+        assert!(
+            r[0].error
+                .contains("got 100 bytes, the server's SIZE said 20000"),
+            "{}",
+            r[0]
+        );
+        // Cut every time: the eighth attempt is the last.
+        let proxy = CutProxy::start(&s.addr(), Cuts::data("RETR", 100, 100)).unwrap();
+        let pool = Pool::new(url_at(&s, proxy.port()), cfg);
+        let e = pool
+            .run(true, |c: &mut FtpClient| c.get_bytes(&name))
+            .unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        assert_eq!(proxy.data_cuts(), 8);
+        assert_eq!(pool.retried(), 7);
     }
 }

@@ -82,9 +82,16 @@
 //! bash crates/bk-testkit/install-ftp-servers.sh /opt/bk-ftp-servers
 //! BK_FTP_SERVERS_ROOT=/opt/bk-ftp-servers BK_FTP_SERVERS=all cargo test
 //! ```
+//!
+//! # Cut connections
+//! [`CutProxy`] sits between a client and a server and cuts the control or
+//! data connections a [`Cuts`] plan names, for tests of retries.
 
+mod cut;
 mod embedded;
 mod external;
+
+pub use cut::{CutProxy, Cuts};
 
 use std::ffi::OsString;
 use std::fmt;

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use bk_core::BackupOptions;
 use bk_core::location::Role;
 use bk_core::ops::backup::default_threads;
+use bk_core::{BackupOptions, Snapshot};
 use clap::Args as ClapArgs;
 
 use crate::connect::{Global, print_notes};
@@ -60,14 +60,14 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
         .one_file_system(a.one_file_system)
         .threads(a.threads.unwrap_or_else(default_threads));
     let res = bk_core::backup(&repo, &*src, &opts);
-    print_notes(&repo);
+    let retries = print_notes(&repo);
     let snap = res?;
     for w in &snap.warnings {
         eprintln!("bk: warning: {}: {}", w.path, w.message);
     }
     let s = &snap.stats;
     eprintln!(
-        "snapshot {} of {:?} saved: {} files, {}, +{} ~{} -{}, {} new in {:.1}s",
+        "snapshot {} of {:?} saved: {} files, {}, +{} ~{} -{}, {} new in {:.1}s{}",
         snap.id,
         snap.dataset,
         s.files,
@@ -76,10 +76,14 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
         s.modified,
         s.deleted,
         human(s.stored_bytes),
-        s.duration_ms as f64 / 1000.0
+        s.duration_ms as f64 / 1000.0,
+        match retries {
+            0 => String::new(),
+            n => format!(", {n} transfer(s) retried"),
+        }
     );
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&snap.summary())?);
+        println!("{}", backup_json(&snap, retries)?);
     }
     if snap.warnings.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -90,4 +94,11 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
         );
         Ok(ExitCode::from(exit::PARTIAL))
     }
+}
+
+/// The backup's JSON summary, with the number of retried transfers.
+fn backup_json(snap: &Snapshot, retries: usize) -> Result<String> {
+    let mut v = serde_json::to_value(snap.summary())?;
+    v["retries"] = retries.into();
+    Ok(serde_json::to_string_pretty(&v)?)
 }

@@ -12,6 +12,7 @@ mod listing;
 mod metadata;
 mod mounts;
 mod restore_safety;
+mod retry;
 mod robust;
 mod roundtrip;
 mod select;

@@ -85,6 +85,13 @@ pub trait Backend: Send + Sync + Debug {
     fn local_root(&self) -> Option<&Path> {
         None
     }
+    /// The transient failures (a cut connection, a short transfer, a
+    /// timeout) retried since the last call, one line each naming what was
+    /// being done, the attempt and the error; never a secret. Backends
+    /// that do not retry have none.
+    fn take_retries(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Is this error "the object does not exist"?

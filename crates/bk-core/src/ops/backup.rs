@@ -1531,7 +1531,12 @@ mod tests {
         let (node, _) = stored_node(&repo, &first, b"t.csv");
         let idx = repo.load_index().unwrap();
         let pack = idx.get(&node.content[0]).unwrap().pack;
-        fs::remove_file(tmp.path().join("repo").join(crate::repo::layout::pack_name(&pack))).unwrap();
+        fs::remove_file(
+            tmp.path()
+                .join("repo")
+                .join(crate::repo::layout::pack_name(&pack)),
+        )
+        .unwrap();
         src.calls();
         let snap = backup(&repo, &src, &BackupOptions::new("db")).unwrap();
         assert_eq!(Generated::count(&src.calls(), "open"), 1);

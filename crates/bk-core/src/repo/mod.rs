@@ -293,6 +293,13 @@ impl Repository {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The transfers the backend retried since the last call (one line per
+    /// retried failure, see [`Backend::take_retries`]); they are removed.
+    /// Front ends print them and count them in a summary.
+    pub fn take_retries(&self) -> Vec<String> {
+        self.backend.take_retries()
+    }
+
     /// The backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
     #[serde(default)]

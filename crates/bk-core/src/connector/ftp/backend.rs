@@ -130,11 +130,12 @@ impl Backend for FtpBackend {
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         let p = self.path(name);
+        // Checked against SIZE: a download cut on the way is a transfer
+        // error and is retried, never bytes that fail to parse and make an
+        // intact file look corrupt.
         self.pool
-            .run(true, |c: &mut FtpClient| {
-                let mut v = Vec::new();
-                c.download_stream(&p, &mut v, 0)?;
-                Ok(v)
+            .run_as(true, &format!("reading {name}"), |c: &mut FtpClient| {
+                c.get_bytes(&p)
             })
             .map_err(|e| backend_err("reading", name, to_io(e)))
     }
@@ -142,7 +143,9 @@ impl Backend for FtpBackend {
     fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let p = self.path(name);
         self.pool
-            .run(true, |c: &mut FtpClient| c.read_range(&p, offset, len))
+            .run_as(true, &format!("reading {name}"), |c: &mut FtpClient| {
+                c.read_range(&p, offset, len)
+            })
             .map_err(|e| backend_err("reading", name, to_io(e)))
     }
 
@@ -157,13 +160,28 @@ impl Backend for FtpBackend {
         let mut failed = Vec::new();
         let r = self
             .pool
-            .run(true, |c: &mut FtpClient| {
+            .run_as(true, &format!("writing {name}"), |c: &mut FtpClient| {
                 let tmp = bk_ftp::attempt_temp_name(&p);
                 let r = c.put_bytes_via(data, &p, &tmp, exclusive);
-                if r.is_err() {
-                    failed.push(tmp);
+                match r {
+                    // An earlier attempt may have renamed its file into
+                    // place and lost only the reply: when the file there
+                    // holds our bytes, this write is done.
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists && !failed.is_empty() => {
+                        match c.get_bytes(&p) {
+                            Ok(got) if got == data => Ok(()),
+                            // Not known yet: this attempt failed, the next
+                            // one looks again.
+                            Err(read) if read.is_transient() => Err(read),
+                            _ => Err(e),
+                        }
+                    }
+                    Err(e) => {
+                        failed.push(tmp);
+                        Err(e)
+                    }
+                    Ok(()) => Ok(()),
                 }
-                r
             })
             .map_err(|e| backend_err("writing", name, to_io(e)));
         for tmp in &failed {
@@ -237,8 +255,17 @@ impl Backend for FtpBackend {
     fn remove(&self, name: &str) -> Result<()> {
         self.changed();
         let p = self.path(name);
+        let mut tried = false;
         self.pool
-            .run(true, |c: &mut FtpClient| c.remove_file(&p))
+            .run_as(true, &format!("removing {name}"), |c: &mut FtpClient| {
+                let again = std::mem::replace(&mut tried, true);
+                match c.remove_file(&p) {
+                    // An earlier attempt may have removed it and lost only
+                    // the reply.
+                    Err(e) if again && e.kind() == ErrorKind::NotFound => Ok(()),
+                    r => r,
+                }
+            })
             .map_err(|e| backend_err("removing", name, to_io(e)))
     }
 
@@ -274,5 +301,13 @@ impl Backend for FtpBackend {
 
     fn prefers_whole_reads(&self) -> bool {
         true
+    }
+
+    fn take_retries(&self) -> Vec<String> {
+        self.pool
+            .take_retried()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 }
