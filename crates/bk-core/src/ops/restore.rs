@@ -615,7 +615,9 @@ pub fn execute_with(
                         }
                         Ok(())
                     });
-                    progress.file_done(&e.path);
+                    if !matches!(r, Err(Error::Cancelled)) {
+                        progress.file_done(&e.path);
+                    }
                     match r {
                         Ok(()) => {
                             files.fetch_add(1, Ordering::Relaxed);
