@@ -39,6 +39,8 @@ impl Bar {
     pub fn new(quiet: bool) -> Arc<Bar> {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(spinner());
+            b.set_prefix("starting");
             b.enable_steady_tick(TICK);
             b
         });
@@ -78,6 +80,21 @@ impl Bar {
     }
 }
 
+/// For a phase with totals: the numbers on the first line (short enough for
+/// 80 columns), files and the current file on the second, cut to the width.
+fn bar() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:>9} [{bar:20}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}\n          {wide_msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ")
+}
+
+/// For a phase without totals.
+fn spinner() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {prefix} {elapsed}").expect("valid template")
+}
+
 impl Progress for Bar {
     fn phase(&self, phase: Phase, totals: Totals) {
         self.files_done.store(0, Ordering::Relaxed);
@@ -91,26 +108,21 @@ impl Progress for Bar {
         };
         st.current.clear();
         let Some(b) = &self.bar else { return };
-        b.reset();
+        // Every change may draw: name and style before the numbers.
         b.set_prefix(phase.name());
+        b.set_style(match totals.bytes {
+            Some(_) => bar(),
+            None => spinner(),
+        });
+        b.reset();
         match totals.bytes {
             Some(n) => {
                 b.set_length(n);
-                b.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>9} [{bar:24}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta} left, {wide_msg}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
-                );
                 self.show(b, &st);
             }
             None => {
                 b.unset_length();
-                b.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix} {elapsed}")
-                        .expect("valid template"),
-                );
+                b.set_message("");
             }
         }
     }

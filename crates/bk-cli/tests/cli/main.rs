@@ -12,6 +12,7 @@ mod ftp;
 mod interrupt;
 mod listing;
 mod metadata;
+mod progress;
 mod restore_safety;
 mod robust;
 mod roundtrip;
