@@ -17,12 +17,7 @@ fn a_missing_repository_exits_10_with_one_line() {
         &[os("check")],
     ];
     for args in runs {
-        let o = bk()
-            .args(args)
-            .arg("--repo")
-            .arg(&absent)
-            .output()
-            .unwrap();
+        let o = bk().args(args).arg("--repo").arg(&absent).output().unwrap();
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(10), "{args:?}: {err}");
         assert_eq!(
@@ -33,7 +28,10 @@ fn a_missing_repository_exits_10_with_one_line() {
             ),
             "{args:?}"
         );
-        assert!(!absent.exists() && !out.exists(), "{args:?} created something");
+        assert!(
+            !absent.exists() && !out.exists(),
+            "{args:?} created something"
+        );
     }
 }
 

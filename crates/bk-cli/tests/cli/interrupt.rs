@@ -74,7 +74,10 @@ fn signal_when(
             child.try_wait().unwrap().is_none(),
             "bk finished before it could be interrupted"
         );
-        assert!(start.elapsed() < Duration::from_secs(120), "bk made no progress");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "bk made no progress"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     // SAFETY: kill with a valid pid (our child, not yet reaped) and signal.
@@ -140,7 +143,10 @@ fn interrupted_backup(tmp: &Path, ds: &Path, repo: &Path, sig: libc::c_int) {
     assert_eq!(err, "bk: interrupted: nothing was committed\n");
     assert!(took < Duration::from_secs(3), "stopping took {took:?}");
     assert!(!repo.join("locks/exclusive").exists(), "the lock was left");
-    let temps: Vec<_> = files_under(repo).into_iter().filter(|p| is_temp(p)).collect();
+    let temps: Vec<_> = files_under(repo)
+        .into_iter()
+        .filter(|p| is_temp(p))
+        .collect();
     assert!(temps.is_empty(), "temporary files left: {temps:?}");
     assert_eq!(snapshot_count(repo), before, "a snapshot was committed");
     assert_checks_clean(repo);
@@ -164,7 +170,10 @@ fn interrupted_restore(tmp: &Path, ds: &Path, repo: &Path, sig: libc::c_int) {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("bk: interrupted: ")
-            && err.contains(&format!("of {FILES} files were restored to {}", out.display()))
+            && err.contains(&format!(
+                "of {FILES} files were restored to {}",
+                out.display()
+            ))
             && err.contains("--overwrite"),
         "{err}"
     );

@@ -58,7 +58,10 @@ fn a_terminal_sees_the_bar_redraw_and_a_pipe_only_the_summary() {
     let reading = frames(&term, "reading");
     assert!(reading.len() >= 2, "fewer than two redraws: {term:?}");
     assert!(term.matches("\r\u{1b}[2K").count() >= 2, "{term:?}");
-    assert!(reading.iter().any(|f| f.contains("/96.00 MiB")), "{reading:?}");
+    assert!(
+        reading.iter().any(|f| f.contains("/96.00 MiB")),
+        "{reading:?}"
+    );
     let last = term.rsplit("\u{1b}[2K").next().unwrap();
     assert!(
         last.starts_with("snapshot 0 of \"big\" saved: 12 files, 96.0 MiB"),
@@ -69,12 +72,18 @@ fn a_terminal_sees_the_bar_redraw_and_a_pipe_only_the_summary() {
     let quiet = on_a_terminal(&format!("backup {d} --repo {r} --quiet")).unwrap();
     assert!(!quiet.contains('\u{1b}'), "{quiet:?}");
     assert_eq!(quiet.lines().count(), 1, "{quiet:?}");
-    assert!(quiet.starts_with("snapshot 1 of \"big\" saved:"), "{quiet:?}");
+    assert!(
+        quiet.starts_with("snapshot 1 of \"big\" saved:"),
+        "{quiet:?}"
+    );
 
     // A pipe: exactly the summary line, no remnant of a bar.
     let err = piped(&[os("backup"), ds.as_os_str(), os("--repo"), repo.as_os_str()]);
     assert_eq!(err.lines().count(), 1, "{err:?}");
-    assert!(err.starts_with("snapshot 2 of \"big\" saved: 12 files, 96.0 MiB"), "{err:?}");
+    assert!(
+        err.starts_with("snapshot 2 of \"big\" saved: 12 files, 96.0 MiB"),
+        "{err:?}"
+    );
     assert!(!err.contains('\r') && !err.contains('\u{1b}'), "{err:?}");
 
     // Restore and check --read-data: a bar on a terminal, the summary on a pipe.
@@ -98,7 +107,12 @@ fn a_terminal_sees_the_bar_redraw_and_a_pipe_only_the_summary() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.starts_with("restored snapshot 2 of \"big\""), "{err:?}");
     assert!(!err.contains('\r') && !err.contains('\u{1b}'), "{err:?}");
-    let err = piped(&[os("check"), os("--read-data"), os("--repo"), repo.as_os_str()]);
+    let err = piped(&[
+        os("check"),
+        os("--read-data"),
+        os("--repo"),
+        repo.as_os_str(),
+    ]);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err:?}");
     assert!(lines[0].starts_with("checked 3 snapshots"), "{err:?}");

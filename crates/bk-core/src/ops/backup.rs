@@ -729,9 +729,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     let root_scan = scanner.scan(b"", parent_root.as_ref());
     cancel.check()?;
     let Scanner {
-        jobs,
-        mut warnings,
-        ..
+        jobs, mut warnings, ..
     } = scanner;
     for p in source.excluded() {
         repo.note(format!(
@@ -1237,11 +1235,17 @@ mod tests {
             p.seen()
         );
         assert_eq!(*p.phases.lock().unwrap(), [Phase::Scan, Phase::Read]);
-        assert!(repo.snapshots(None).unwrap().is_empty(), "a snapshot was committed");
+        assert!(
+            repo.snapshots(None).unwrap().is_empty(),
+            "a snapshot was committed"
+        );
         assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
         assert_eq!(temp_files(&repo_dir), Vec::<PathBuf>::new());
         let packs_left = repo.backend().list("packs").unwrap().len();
-        assert!(packs_left > 0, "the test should cancel after packs were uploaded");
+        assert!(
+            packs_left > 0,
+            "the test should cancel after packs were uploaded"
+        );
         let r = crate::check(&repo, true).unwrap();
         assert!(r.ok(), "{:?}", r.errors);
 
@@ -1266,7 +1270,9 @@ mod tests {
         let src = LocalSource::new(&root, &[]).unwrap();
         let p = CancelAfter::new(u64::MAX);
         p.cancel.cancel();
-        let opts = BackupOptions::new("ds").progress(p.clone()).cancel(p.cancel.clone());
+        let opts = BackupOptions::new("ds")
+            .progress(p.clone())
+            .cancel(p.cancel.clone());
         let err = backup(&repo, &src, &opts).unwrap_err();
         assert!(matches!(err, Error::Cancelled), "{err:?}");
         assert_eq!(p.seen(), 0, "nothing is read once cancelled");

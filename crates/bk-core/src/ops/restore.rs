@@ -476,7 +476,15 @@ pub fn execute(
     target: &dyn Target,
     threads: usize,
 ) -> Result<Outcome> {
-    execute_with(repo, idx, plan, target, threads, &NoProgress, &Cancel::new())
+    execute_with(
+        repo,
+        idx,
+        plan,
+        target,
+        threads,
+        &NoProgress,
+        &Cancel::new(),
+    )
 }
 
 /// Carry out a plan, reporting progress; stop with [`Error::Cancelled`]
@@ -770,7 +778,11 @@ mod tests {
             for e in rd {
                 let e = e.unwrap();
                 let want = fs::read(root.join(d).join(e.file_name())).unwrap();
-                assert!(fs::read(e.path()).unwrap() == want, "{:?} is partial", e.path());
+                assert!(
+                    fs::read(e.path()).unwrap() == want,
+                    "{:?} is partial",
+                    e.path()
+                );
                 restored += 1;
             }
         }
