@@ -62,7 +62,14 @@ fn a_terminal_sees_the_bar_redraw_and_a_pipe_only_the_summary() {
         reading.iter().any(|f| f.contains("/96.00 MiB")),
         "{reading:?}"
     );
-    let last = term.rsplit("\u{1b}[2K").next().unwrap();
+    // After the last clear, and the cursor moves of a two-line bar.
+    let mut last = term.rsplit("\u{1b}[2K").next().unwrap();
+    while let Some(rest) = last
+        .strip_prefix("\u{1b}[1A")
+        .or(last.strip_prefix("\u{1b}[1B"))
+    {
+        last = rest;
+    }
     assert!(
         last.starts_with("snapshot 0 of \"big\" saved: 12 files, 96.0 MiB"),
         "the bar is cleared before the summary: {last:?}"
