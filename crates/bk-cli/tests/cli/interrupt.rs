@@ -226,3 +226,66 @@ fn sigterm_stops_a_backup_and_sigint_a_restore() {
     );
     interrupted_restore(tmp.path(), &ds, &repo, libc::SIGINT);
 }
+
+/// The first signal asks for a clean stop, which waits for what is in
+/// flight; a second one exits at once. Made deterministic with a "server"
+/// that accepts the connection and never greets: bk waits in the FTP
+/// greeting (15 s by default) when the signals arrive.
+#[test]
+fn a_second_signal_exits_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("d");
+    fs::create_dir(&ds).unwrap();
+    fs::write(ds.join("a"), "a").unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s); // accept, never write
+            let _ = tx.send(());
+        }
+    });
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("bk"))
+        .env_remove("BK_REPO")
+        .env("BK_FTP_PASSWORD", "pw")
+        .arg("backup")
+        .arg(&ds)
+        .arg("--repo")
+        .arg(format!("ftp://u@127.0.0.1:{port}/r"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("bk never connected");
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill with our child's pid (not yet reaped) and a valid signal.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal should wait for the connection in flight"
+    );
+    let sent = Instant::now();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the second signal did not end bk");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{status:?}");
+}
