@@ -25,7 +25,8 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
     let cancel = cancel_on_signals()?;
     let repo = g.open()?;
     let lock = repo.lock("check")?;
-    let bar = Bar::new(g.quiet);
+    // The structural check is quick: a bar only for reading the packs.
+    let bar = Bar::new(g.quiet || !a.read_data);
     let opts = CheckOptions::new()
         .read_data(a.read_data)
         .progress(bar.clone())
