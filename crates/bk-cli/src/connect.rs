@@ -34,6 +34,10 @@ pub struct Global {
     /// Parallel FTP connections.
     #[arg(long, global = true, default_value_t = 4)]
     pub ftp_connections: usize,
+    /// Draw no progress bar on the terminal (warnings, errors and the
+    /// summary line are still printed).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 impl Global {

@@ -8,7 +8,9 @@
 mod cmd;
 mod connect;
 mod exit;
+mod progress;
 mod render;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -69,8 +71,16 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("bk: error: {}", one_line(&e));
-            ExitCode::from(1)
+            let code = exit::code_of(&e);
+            if code == exit::INTERRUPTED {
+                match e.downcast_ref::<exit::Interrupted>() {
+                    Some(what) => eprintln!("bk: interrupted: {what}"),
+                    None => eprintln!("bk: interrupted"),
+                }
+            } else {
+                eprintln!("bk: error: {}", one_line(&e));
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -54,12 +54,12 @@ pub use connector::{Backend, Source, Target};
 pub use diff::Change;
 pub use error::{Error, Result};
 pub use id::Id;
-pub use ops::backup::{BackupOptions, Progress, backup};
-pub use ops::check::{CheckReport, check};
+pub use ops::backup::{BackupOptions, backup};
+pub use ops::check::{CheckOptions, CheckReport, check, check_with};
 pub use ops::diff::diff_snapshots;
 pub use ops::ls::{ListEntry, list_snapshot, list_snapshot_partial};
-pub use ops::restore::{RestoreOptions, RestoreProgress, RestoreReport, restore};
-pub use progress::{Cancel, Phase};
+pub use ops::restore::{RestoreOptions, RestoreReport, restore};
+pub use progress::{Cancel, NoProgress, Phase, Progress, Totals};
 pub use repo::Repository;
 pub use snapshot::{Select, Snapshot, SnapshotSummary, parse_time};
 

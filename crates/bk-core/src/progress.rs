@@ -106,6 +106,114 @@ impl Cancel {
     }
 }
 
+/// Helpers for the cancel tests of the operations.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::connector::local::LocalBackend;
+    use crate::repo::Repository;
+
+    /// Cancels `cancel` once `after` bytes were reported, from whichever
+    /// worker thread reports them, as a Ctrl-C in the middle would.
+    #[derive(Debug)]
+    pub struct CancelAfter {
+        pub cancel: Cancel,
+        pub after: u64,
+        pub seen: AtomicU64,
+        pub phases: std::sync::Mutex<Vec<Phase>>,
+    }
+
+    impl CancelAfter {
+        pub fn new(after: u64) -> Arc<CancelAfter> {
+            Arc::new(CancelAfter {
+                cancel: Cancel::new(),
+                after,
+                seen: AtomicU64::new(0),
+                phases: Default::default(),
+            })
+        }
+        pub fn seen(&self) -> u64 {
+            self.seen.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Progress for CancelAfter {
+        fn phase(&self, phase: Phase, _: Totals) {
+            self.phases.lock().unwrap().push(phase);
+        }
+        fn bytes(&self, _: &[u8], n: u64) {
+            if self.seen.fetch_add(n, Ordering::SeqCst) + n >= self.after {
+                self.cancel.cancel();
+            }
+        }
+    }
+
+    /// Incompressible bytes.
+    pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// `files` files of `size` incompressible bytes under `dir/ds`, in two
+    /// directories.
+    pub fn dataset(dir: &Path, files: u64, size: usize) -> PathBuf {
+        let root = dir.join("ds");
+        for i in 0..files {
+            let sub = root.join(format!("d{}", i % 2));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(sub.join(format!("f{i}")), noise(i + 1, size)).unwrap();
+        }
+        root
+    }
+
+    /// A local repository with 1 MiB packs, so that packs are uploaded
+    /// while a backup reads.
+    pub fn small_pack_repo(root: &Path) -> Repository {
+        Repository::init(Arc::new(LocalBackend::new(root))).unwrap();
+        let cfg = root.join("config");
+        let mut c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        c["pack_size"] = serde_json::json!(1 << 20);
+        std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
+        Repository::open_local(root).unwrap()
+    }
+
+    /// Files under `dir` named like a temporary file of bk (the backends'
+    /// `.tmp-…` and `….bkftp-part`, the local target's `.bk-restore-…`).
+    pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-")
+                    || name.starts_with(".bk-restore-")
+                    || name.ends_with(".bkftp-part")
+                {
+                    out.push(e.path());
+                }
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

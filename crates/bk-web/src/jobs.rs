@@ -333,22 +333,14 @@ impl Job {
 pub struct Tracker(pub Arc<Job>);
 
 impl bk_core::Progress for Tracker {
-    fn scanned(&self, _files_total: u64, files_to_read: u64, bytes_to_read: u64) {
-        self.0.set_totals(files_to_read, bytes_to_read);
+    /// The phase that reads (backup) or writes (restore) files brings the
+    /// totals; the others (scan, upload) have none.
+    fn phase(&self, _phase: bk_core::Phase, totals: bk_core::Totals) {
+        if let (Some(files), Some(bytes)) = (totals.files, totals.bytes) {
+            self.0.set_totals(files, bytes);
+        }
     }
-    fn bytes_read(&self, path: &[u8], bytes: u64) {
-        self.0.add_bytes(path, bytes);
-    }
-    fn file_done(&self, _path: &[u8]) {
-        self.0.add_file();
-    }
-}
-
-impl bk_core::RestoreProgress for Tracker {
-    fn planned(&self, files: u64, bytes: u64) {
-        self.0.set_totals(files, bytes);
-    }
-    fn bytes_written(&self, path: &[u8], bytes: u64) {
+    fn bytes(&self, path: &[u8], bytes: u64) {
         self.0.add_bytes(path, bytes);
     }
     fn file_done(&self, _path: &[u8]) {
@@ -466,8 +458,12 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let job = store.spawn(JobKind::Backup, "t".into(), "ds".into(), move |j, _| {
             let t = Tracker(j);
-            bk_core::Progress::scanned(&t, 10, 2, 200);
-            bk_core::Progress::bytes_read(&t, b"a/b", 100);
+            let totals = bk_core::Totals {
+                files: Some(2),
+                bytes: Some(200),
+            };
+            bk_core::Progress::phase(&t, bk_core::Phase::Read, totals);
+            bk_core::Progress::bytes(&t, b"a/b", 100);
             bk_core::Progress::file_done(&t, b"a/b");
             rx.recv().ok();
             Ok(Summary::default())

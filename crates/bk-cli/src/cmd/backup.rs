@@ -11,7 +11,9 @@ use clap::Args as ClapArgs;
 
 use crate::connect::{Global, print_notes};
 use crate::exit;
+use crate::progress::Bar;
 use crate::render::human;
+use crate::signals::cancel_on_signals;
 
 /// Back up a directory as a new snapshot of its dataset.
 #[derive(ClapArgs, Debug)]
@@ -46,6 +48,7 @@ pub struct Args {
 
 /// Back up `a.path` into the repository (created if absent).
 pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
+    let cancel = cancel_on_signals()?;
     let loc = g.location(&a.path, Role::Dataset)?;
     let src = loc.source(&a.exclude)?;
     let name = match &a.dataset {
@@ -58,10 +61,13 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
         .dataset_given(a.dataset.is_some())
         .ignore_ctime(a.ignore_ctime)
         .one_file_system(a.one_file_system)
-        .threads(a.threads.unwrap_or_else(default_threads));
-    let res = bk_core::backup(&repo, &*src, &opts);
+        .threads(a.threads.unwrap_or_else(default_threads))
+        .cancel(cancel);
+    let bar = Bar::new(g.quiet);
+    let res = bk_core::backup(&repo, &*src, &opts.progress(bar.clone()));
+    bar.finish();
     let retries = print_notes(&repo);
-    let snap = res?;
+    let snap = res.map_err(|e| exit::interrupted(e, || "nothing was committed".into()))?;
     for w in &snap.warnings {
         eprintln!("bk: warning: {}: {}", w.path, w.message);
     }

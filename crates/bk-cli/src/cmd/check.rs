@@ -5,7 +5,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 
+use bk_core::CheckOptions;
+
 use crate::connect::{Global, print_notes};
+use crate::exit;
+use crate::progress::Bar;
+use crate::signals::cancel_on_signals;
 
 /// Verify the repository; with --read-data, every stored byte.
 #[derive(ClapArgs, Debug)]
@@ -17,12 +22,24 @@ pub struct Args {
 
 /// Check under the repository lock; exit 1 when anything is wrong.
 pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
+    let cancel = cancel_on_signals()?;
     let repo = g.open()?;
     let lock = repo.lock("check")?;
-    let r = bk_core::check(&repo, a.read_data);
+    // The structural check is quick: a bar only for reading the packs.
+    let bar = Bar::new(g.quiet || !a.read_data);
+    let opts = CheckOptions::new()
+        .read_data(a.read_data)
+        .progress(bar.clone())
+        .cancel(cancel);
+    let r = bk_core::check_with(&repo, &opts);
+    bar.finish();
     drop(lock);
     print_notes(&repo);
-    let r = r?;
+    let r = r.map_err(|e| {
+        exit::interrupted(e, || {
+            "the check stopped before it finished; run it again for a verdict".into()
+        })
+    })?;
     for n in &r.notes {
         eprintln!("note: {n}");
     }

@@ -13,7 +13,9 @@ use clap::Args as ClapArgs;
 
 use crate::connect::{Global, print_notes};
 use crate::exit;
+use crate::progress::Bar;
 use crate::render::{first_few, human};
+use crate::signals::cancel_on_signals;
 
 /// Restore a snapshot (the latest unless --id or --before).
 #[derive(ClapArgs, Debug)]
@@ -48,6 +50,7 @@ pub struct Args {
 
 /// Restore, then report what was written and what was not.
 pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
+    let cancel = cancel_on_signals()?;
     let select = match (a.id, &a.before) {
         (Some(n), _) => Select::Id(n),
         (None, Some(t)) => Select::Before(bk_core::parse_time(t)?),
@@ -55,14 +58,27 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
     };
     let to = g.location(&a.to, Role::Target)?;
     let repo = g.open()?;
+    let bar = Bar::new(g.quiet);
     let mut opts = RestoreOptions::new(select)
         .overwrite(a.overwrite)
-        .delete(a.delete);
+        .delete(a.delete)
+        .progress(bar.clone())
+        .cancel(cancel);
     if let Some(p) = &a.path {
         opts = opts.path(p.as_bytes().to_vec());
     }
-    let report = bk_core::ops::restore::restore_to(&repo, &a.dataset, &to, &opts)?;
+    let report = bk_core::ops::restore::restore_to(&repo, &a.dataset, &to, &opts);
+    bar.finish();
     print_notes(&repo);
+    let report = report.map_err(|e| {
+        exit::interrupted(e, || {
+            let (done, total) = bar.files();
+            format!(
+                "{done} of {total} files were restored to {to}, each complete; no file is partially written; \
+                 run the same restore with --overwrite to finish it"
+            )
+        })
+    })?;
     Ok(print_restore(&report, &to.to_string()))
 }
 

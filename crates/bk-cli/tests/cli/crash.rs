@@ -128,7 +128,7 @@ fn concurrent_backup_is_refused_naming_the_holder_and_unlock_clears() {
         .arg(&repo_path)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(11), "locked: exit 11");
     let err = stderr(&o);
     assert!(
         err.contains(&format!("pid {}", std::process::id())) && err.contains("test holder"),

@@ -405,7 +405,8 @@ fn issue9_locks_know_their_machine() {
         // Same host name, another machine (a cloned VM): not broken.
         write_lock(&dir, &here, dead, "another-machine");
         let o = place.bk(&[os("backup"), src.as_os_str()]);
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        // Locked (exit 11): another machine's holder is taken to be alive.
+        assert_eq!(o.status.code(), Some(11), "{}", stderr(&o));
         assert!(stderr(&o).contains("locked"), "{}", stderr(&o));
         assert!(dir.join("locks/exclusive").exists());
         // This machine, a dead pid: broken, with one line saying so.

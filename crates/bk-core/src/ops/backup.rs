@@ -15,19 +15,10 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{BlobEntry, BlobKind, Compression, PackWriter};
+use crate::progress::{Cancel, NoProgress, Phase, Progress, Totals};
 use crate::repo::{Repository, hostname};
 use crate::snapshot::{RootMeta, Snapshot, Stats, Warning, check_dataset_name};
 use crate::tree::{Node, NodeKind, Tree, Xattr, display_path, join};
-
-/// Progress reports from a running backup. All methods have no-op defaults.
-pub trait Progress: Send + Sync {
-    /// The walk is done: this many files and bytes will be read.
-    fn scanned(&self, _files_total: u64, _files_to_read: u64, _bytes_to_read: u64) {}
-    /// `bytes` more bytes of `path` were read.
-    fn bytes_read(&self, _path: &[u8], _bytes: u64) {}
-    /// A file was finished.
-    fn file_done(&self, _path: &[u8]) {}
-}
 
 /// Options of a backup.
 #[derive(Clone, Default)]
@@ -50,10 +41,12 @@ pub struct BackupOptions {
     /// source's last component): a source other than the dataset's last
     /// one is then accepted.
     pub dataset_given: bool,
-    /// Progress receiver.
+    /// Progress receiver: phases scan, read (packs are uploaded meanwhile),
+    /// then upload (the last packs, the index and the snapshot).
     pub progress: Option<Arc<dyn Progress>>,
-    /// Stops the backup when cancelled.
-    pub cancel: Option<crate::progress::Cancel>,
+    /// Stops the backup when cancelled: it then commits nothing and ends
+    /// with [`Error::Cancelled`].
+    pub cancel: Option<Cancel>,
 }
 
 impl std::fmt::Debug for BackupOptions {
@@ -114,14 +107,11 @@ impl BackupOptions {
     }
 
     /// Stop when this token is cancelled.
-    pub fn cancel(mut self, c: crate::progress::Cancel) -> Self {
+    pub fn cancel(mut self, c: Cancel) -> Self {
         self.cancel = Some(c);
         self
     }
 }
-
-struct NoProgress;
-impl Progress for NoProgress {}
 
 /// Number of worker threads to use by default.
 pub fn default_threads() -> usize {
@@ -142,6 +132,7 @@ struct Shared<'a> {
     written: Mutex<Vec<(Id, Vec<BlobEntry>)>>,
     stored_bytes: AtomicU64,
     blobs_stored: AtomicU64,
+    cancel: Cancel,
 }
 
 /// A worker's zstd context and reusable output buffer.
@@ -281,6 +272,10 @@ fn pack_writer_loop(shared: &Shared<'_>, rx: Receiver<PackWriter>) {
         if shared.failed.load(Ordering::SeqCst) {
             continue;
         }
+        if shared.cancel.is_cancelled() {
+            shared.fail(Error::Cancelled);
+            continue;
+        }
         let (id, bytes, entries) = p.finish();
         match shared.repo.write_pack(&id, &bytes) {
             Ok(()) => {
@@ -339,7 +334,8 @@ struct Scanner<'a> {
     not_crossed: Vec<Vec<u8>>,
     jobs: Vec<Job>,
     warnings: Vec<Warning>,
-    files: u64,
+    /// Checked once per directory; the caller checks it after the walk.
+    cancel: &'a Cancel,
 }
 
 fn node_from(name: Vec<u8>, kind: NodeKind, m: &EntryMeta) -> Node {
@@ -433,6 +429,11 @@ impl Scanner<'_> {
     }
 
     fn scan(&mut self, dir: &[u8], parent: Option<&Tree>) -> ScanDir {
+        if self.cancel.is_cancelled() {
+            return ScanDir {
+                entries: Vec::new(),
+            };
+        }
         let list = match self.source.list(dir) {
             Ok(l) => l,
             Err(e) => {
@@ -487,7 +488,6 @@ impl Scanner<'_> {
                     });
                 }
                 EntryKind::File => {
-                    self.files += 1;
                     let mut node = node_from(ent.name, NodeKind::File, &meta);
                     if meta.nlink > 1 {
                         node.hardlink = Some(crate::tree::link_group(meta.dev, meta.inode));
@@ -585,11 +585,12 @@ fn read_file(
         let mut f = source.open(&job.path).map_err(|e| e.to_string())?;
         let mut content = Vec::new();
         let r = chunker.chunk(&mut f, |chunk| -> Result<()> {
+            shared.cancel.check()?;
             if shared.failed.load(Ordering::Relaxed) {
                 return Err(Error::Invalid("backup aborted".into()));
             }
             content.push(shared.store(BlobKind::Data, chunk, zc)?);
-            progress.bytes_read(&job.path, chunk.len() as u64);
+            progress.bytes(&job.path, chunk.len() as u64);
             Ok(())
         });
         let size = match r {
@@ -737,7 +738,10 @@ fn trust_before(source: &dyn Source, parent: Option<&Snapshot>) -> Option<i64> {
 ///
 /// Returns the committed snapshot. Files that could not be read are listed
 /// in its `warnings`; any repository error aborts before the snapshot is
-/// written, leaving every earlier snapshot intact.
+/// written, leaving every earlier snapshot intact. So does a cancel
+/// ([`Error::Cancelled`]), checked per directory while scanning, per chunk
+/// while reading and per pack before uploading: packs already uploaded
+/// stay, as after a crash, and the next backup reuses them.
 pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> Result<Snapshot> {
     let started = Instant::now();
     let time = Local::now().fixed_offset();
@@ -747,6 +751,8 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         .progress
         .clone()
         .unwrap_or_else(|| Arc::new(NoProgress));
+    let cancel = opts.cancel.clone().unwrap_or_default();
+    cancel.check()?;
     let _lock = repo.lock(&format!("backup {}", opts.dataset))?;
     repo.recover()?;
     let (mut index, damage) = repo.index_for_backup()?;
@@ -797,14 +803,15 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         not_crossed: Vec::new(),
         jobs: Vec::new(),
         warnings: Vec::new(),
-        files: 0,
+        cancel: &cancel,
     };
     let view = SourceView::begin(source)?;
+    progress.phase(Phase::Scan, Totals::default());
     let root_scan = scanner.scan(b"", parent_root.as_ref());
+    cancel.check()?;
     let Scanner {
         jobs,
         mut warnings,
-        files,
         not_crossed,
         ..
     } = scanner;
@@ -825,7 +832,13 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     }
     // Sizes not known in advance count 0 here; they are counted as read.
     let bytes_to_read: u64 = jobs.iter().filter_map(|j| j.meta.size).sum();
-    progress.scanned(files, jobs.len() as u64, bytes_to_read);
+    progress.phase(
+        Phase::Read,
+        Totals {
+            files: Some(jobs.len() as u64),
+            bytes: Some(bytes_to_read),
+        },
+    );
 
     let cfg = repo.config();
     let (tx, rx) = bounded::<PackWriter>(0);
@@ -841,6 +854,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         written: Mutex::new(Vec::new()),
         stored_bytes: AtomicU64::new(0),
         blobs_stored: AtomicU64::new(0),
+        cancel: cancel.clone(),
     };
 
     // Largest files first, so one big file does not finish alone at the
@@ -878,6 +892,10 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
                     let mut zc = Compress::default();
                     loop {
                         if shared.failed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if shared.cancel.is_cancelled() {
+                            shared.fail(Error::Cancelled);
                             return;
                         }
                         let k = next.fetch_add(1, Ordering::Relaxed);
@@ -931,6 +949,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         let built = if shared.failed.load(Ordering::SeqCst) {
             Err(Error::Invalid("aborted".into()))
         } else {
+            progress.phase(Phase::Upload, Totals::default());
             builder.build(root_scan)
         };
         let closed = shared.data.close().and(shared.trees.close());
@@ -962,6 +981,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     stats.blobs_stored = shared.blobs_stored.load(Ordering::Relaxed);
     drop(shared);
     let ids: Vec<Id> = written.iter().map(|(id, _)| *id).collect();
+    cancel.check()?;
     repo.clear_damage_of(&damage, &ids)?;
     repo.write_index(&written)?;
     for (id, e) in written {
@@ -1020,6 +1040,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
         stats,
         warnings,
     };
+    cancel.check()?;
     repo.commit_snapshot(&snap)?;
     Ok(snap)
 }
@@ -1605,5 +1626,74 @@ mod tests {
         assert_eq!(Generated::count(&src.calls(), "end"), 1);
         assert!(repo.snapshots(None).unwrap().is_empty(), "committed");
         assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
+    }
+
+    #[test]
+    fn a_backup_cancelled_while_reading_commits_nothing_and_the_next_one_reuses_its_packs() {
+        use crate::progress::testing::{CancelAfter, dataset, small_pack_repo, temp_files};
+        const MIB: usize = 1 << 20;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = dataset(tmp.path(), 24, MIB);
+        let repo_dir = tmp.path().join("repo");
+        let repo = small_pack_repo(&repo_dir);
+        let src = LocalSource::new(&root, &[]).unwrap();
+        let p = CancelAfter::new(6 * MIB as u64);
+        let opts = BackupOptions::new("ds")
+            .threads(2)
+            .progress(p.clone())
+            .cancel(p.cancel.clone());
+        let err = backup(&repo, &src, &opts).unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err:?}");
+        // Stopped soon after the cancel: each of the two readers finishes
+        // at most the chunk it was storing.
+        assert!(
+            p.seen() < 8 * MIB as u64,
+            "read {} bytes after the cancel",
+            p.seen()
+        );
+        assert_eq!(*p.phases.lock().unwrap(), [Phase::Scan, Phase::Read]);
+        assert!(
+            repo.snapshots(None).unwrap().is_empty(),
+            "a snapshot was committed"
+        );
+        assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
+        assert_eq!(temp_files(&repo_dir), Vec::<PathBuf>::new());
+        let packs_left = repo.backend().list("packs").unwrap().len();
+        assert!(
+            packs_left > 0,
+            "the test should cancel after packs were uploaded"
+        );
+        let r = crate::check(&repo, true).unwrap();
+        assert!(r.ok(), "{:?}", r.errors);
+
+        // The packs of the cancelled run are indexed and reused, not stored again.
+        let snap = backup(&repo, &src, &BackupOptions::new("ds").threads(2)).unwrap();
+        assert_eq!(snap.stats.files, 24);
+        assert!(
+            snap.stats.stored_bytes < 20 * MIB as u64,
+            "stored {} bytes again",
+            snap.stats.stored_bytes
+        );
+        let r = crate::check(&repo, true).unwrap();
+        assert!(r.ok(), "{:?}", r.errors);
+    }
+
+    #[test]
+    fn a_backup_cancelled_before_it_reads_stops_after_the_scan() {
+        use crate::progress::testing::{CancelAfter, dataset, small_pack_repo};
+        let tmp = tempfile::tempdir().unwrap();
+        let root = dataset(tmp.path(), 4, 1000);
+        let repo = small_pack_repo(&tmp.path().join("repo"));
+        let src = LocalSource::new(&root, &[]).unwrap();
+        let p = CancelAfter::new(u64::MAX);
+        p.cancel.cancel();
+        let opts = BackupOptions::new("ds")
+            .progress(p.clone())
+            .cancel(p.cancel.clone());
+        let err = backup(&repo, &src, &opts).unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err:?}");
+        assert_eq!(p.seen(), 0, "nothing is read once cancelled");
+        assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
+        assert!(repo.backend().list("packs").unwrap().is_empty());
     }
 }

@@ -2,11 +2,13 @@
 //! stored byte intact?
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{self, BlobKind};
+use crate::progress::{Cancel, NoProgress, Phase, Progress, Totals};
 use crate::repo::Repository;
 use crate::repo::layout;
 use crate::snapshot::Snapshot;
@@ -36,6 +38,51 @@ impl CheckReport {
     }
 }
 
+/// Options of a check.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct CheckOptions {
+    /// Read every pack and verify every blob against its id.
+    pub read_data: bool,
+    /// Progress receiver: with `read_data`, phase check, one unit per pack.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Stops the check (between packs, and between snapshots) when
+    /// cancelled: it ends with [`crate::Error::Cancelled`]; stopped while
+    /// reading packs, it records no damage.
+    pub cancel: Option<Cancel>,
+}
+
+impl std::fmt::Debug for CheckOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckOptions")
+            .field("read_data", &self.read_data)
+            .field("progress", &self.progress.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckOptions {
+    /// The structural check (no pack data read).
+    pub fn new() -> CheckOptions {
+        CheckOptions::default()
+    }
+    /// Also read and verify every pack.
+    pub fn read_data(mut self, yes: bool) -> Self {
+        self.read_data = yes;
+        self
+    }
+    /// Report progress to `p`.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = Some(p);
+        self
+    }
+    /// Stop when this token is cancelled.
+    pub fn cancel(mut self, c: Cancel) -> Self {
+        self.cancel = Some(c);
+        self
+    }
+}
+
 /// Check the repository. With `read_data`, read every pack and verify
 /// every blob against its id, then name the snapshots and files that use
 /// a damaged blob. What it finds damaged (packs missing, short or
@@ -43,6 +90,17 @@ impl CheckReport {
 /// ([`Repository::record_damage`]), so the next backup stores those blobs
 /// again from the source instead of deduplicating against them.
 pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
+    check_with(repo, &CheckOptions::new().read_data(read_data))
+}
+
+/// [`check`] with progress and a cancel token.
+pub fn check_with(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+    let read_data = opts.read_data;
+    let progress: &dyn Progress = match &opts.progress {
+        Some(p) => &**p,
+        None => &NoProgress,
+    };
+    let cancel = opts.cancel.clone().unwrap_or_default();
     let mut r = CheckReport::default();
     let before = repo.take_notes();
     let idx = match repo.load_index() {
@@ -123,8 +181,21 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
 
     let mut damaged: HashMap<Id, String> = HashMap::new();
     if read_data {
+        progress.phase(
+            Phase::Check,
+            Totals {
+                files: Some(idx.packs().count() as u64),
+                bytes: Some(
+                    idx.packs()
+                        .filter_map(|(id, _)| listing.get(id).map(|(_, size)| *size))
+                        .sum(),
+                ),
+            },
+        );
         for (id, entries) in idx.packs() {
+            cancel.check()?;
             let Some((name, _)) = listing.get(id) else {
+                progress.file_done(layout::pack_name(id).as_bytes());
                 for e in entries {
                     damaged.insert(e.id, "its pack is missing".into());
                 }
@@ -145,6 +216,8 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
                 Err(e) => return Err(e),
             };
             r.packs_read += 1;
+            progress.bytes(name.as_bytes(), bytes.len() as u64);
+            progress.file_done(name.as_bytes());
             match pack::parse_header_with_id(name, bytes.len() as u64, &bytes) {
                 Ok(Ok((hid, _))) if hid == *id => {}
                 Ok(Ok(_)) => r.errors.push(format!(
@@ -215,6 +288,7 @@ pub fn check(repo: &Repository, read_data: bool) -> Result<CheckReport> {
     r.snapshots = snaps.len();
     let mut checked_trees: HashSet<Id> = HashSet::new();
     for s in &snaps {
+        cancel.check()?;
         check_snapshot(repo, &idx, s, &damaged, &mut checked_trees, &mut r);
     }
     Ok(r)
@@ -290,5 +364,37 @@ fn check_snapshot(
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::testing::{CancelAfter, dataset, small_pack_repo};
+
+    #[test]
+    fn a_cancelled_check_stops_between_packs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = dataset(tmp.path(), 6, 1 << 20);
+        let repo = small_pack_repo(&tmp.path().join("repo"));
+        let src = crate::connector::local::LocalSource::new(&root, &[]).unwrap();
+        crate::backup(&repo, &src, &crate::BackupOptions::new("ds")).unwrap();
+        let packs = repo.load_index().unwrap().packs().count() as u64;
+        assert!(packs >= 4, "{packs} packs");
+
+        let p = CancelAfter::new(1);
+        let opts = CheckOptions::new()
+            .read_data(true)
+            .progress(p.clone())
+            .cancel(p.cancel.clone());
+        let err = check_with(&repo, &opts).unwrap_err();
+        assert!(matches!(err, crate::Error::Cancelled), "{err:?}");
+        // One pack read, then the cancel seen before the next.
+        assert!(p.seen() <= 2 << 20, "read {} bytes", p.seen());
+        assert_eq!(*p.phases.lock().unwrap(), [Phase::Check]);
+
+        let r = check_with(&repo, &CheckOptions::new().read_data(true)).unwrap();
+        assert!(r.ok(), "{:?}", r.errors);
+        assert_eq!(r.packs_read as u64, packs);
     }
 }

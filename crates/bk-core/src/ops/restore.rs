@@ -13,26 +13,10 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
 use crate::location::Location;
+use crate::progress::{Cancel, NoProgress, Phase, Progress, Totals};
 use crate::repo::{PackFeed, Repository};
 use crate::snapshot::{Select, Snapshot, Warning, select};
 use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join, shown};
-
-/// Receives the progress of a restore, from the writer threads (so it must
-/// be cheap and thread-safe). Every method has a no-op default.
-pub trait RestoreProgress: Send + Sync {
-    /// The plan is made: this many files and bytes of content will be written.
-    fn planned(&self, _files: u64, _bytes: u64) {}
-    /// `bytes` more bytes of `path` were written.
-    fn bytes_written(&self, _path: &[u8], _bytes: u64) {}
-    /// A file was written (or failed: the restore's errors say which).
-    fn file_done(&self, _path: &[u8]) {}
-}
-
-/// The progress receiver that ignores everything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoProgress;
-
-impl RestoreProgress for NoProgress {}
 
 /// Options of a restore.
 #[derive(Clone)]
@@ -52,10 +36,13 @@ pub struct RestoreOptions {
     pub delete: bool,
     /// Parallel file writers (0 = default).
     pub threads: usize,
-    /// Progress receiver.
-    pub progress: Option<Arc<dyn RestoreProgress>>,
-    /// Stops the restore when cancelled.
-    pub cancel: Option<crate::progress::Cancel>,
+    /// Progress receiver: one phase, restore (a file is done when it is
+    /// written or has failed: the restore's errors say which).
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Stops the restore when cancelled, between files and between chunks
+    /// of a file: it then ends with [`Error::Cancelled`], the files written
+    /// so far complete under their names, none partially written.
+    pub cancel: Option<Cancel>,
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -109,12 +96,12 @@ impl RestoreOptions {
         self
     }
     /// Report progress to `p`.
-    pub fn progress(mut self, p: Arc<dyn RestoreProgress>) -> Self {
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = Some(p);
         self
     }
     /// Stop when this token is cancelled.
-    pub fn cancel(mut self, c: crate::progress::Cancel) -> Self {
+    pub fn cancel(mut self, c: Cancel) -> Self {
         self.cancel = Some(c);
         self
     }
@@ -393,11 +380,19 @@ pub fn restore_with(
     let snap = select(dataset, &snaps, opts.select)?.clone();
     let idx = repo.index()?;
     let plan = plan(repo, &idx, &snap, opts.path.as_deref())?;
-    let progress: &dyn RestoreProgress = match &opts.progress {
+    let progress: &dyn Progress = match &opts.progress {
         Some(p) => &**p,
         None => &NoProgress,
     };
-    progress.planned(plan.files.len() as u64, plan.bytes);
+    let cancel = opts.cancel.clone().unwrap_or_default();
+    cancel.check()?;
+    progress.phase(
+        Phase::Restore,
+        Totals {
+            files: Some(plan.files.len() as u64),
+            bytes: Some(plan.bytes),
+        },
+    );
     let target = make_target()?;
     let target = &*target;
     if opts.delete && !target.mirrors() {
@@ -407,7 +402,7 @@ pub fn restore_with(
                 .into(),
         ));
     }
-    let mut outcome = execute_with(repo, &idx, &plan, target, opts.threads, progress)?;
+    let mut outcome = execute_with(repo, &idx, &plan, target, opts.threads, progress, &cancel)?;
     if opts.path.is_none() {
         let root = Node {
             name: Vec::new(),
@@ -488,17 +483,27 @@ pub fn execute(
     target: &dyn Target,
     threads: usize,
 ) -> Result<Outcome> {
-    execute_with(repo, idx, plan, target, threads, &NoProgress)
+    execute_with(
+        repo,
+        idx,
+        plan,
+        target,
+        threads,
+        &NoProgress,
+        &Cancel::new(),
+    )
 }
 
-/// Carry out a plan, reporting progress.
+/// Carry out a plan, reporting progress; stop with [`Error::Cancelled`]
+/// when `cancel` is, leaving only completely written files.
 pub fn execute_with(
     repo: &Repository,
     idx: &Index,
     plan: &RestorePlan,
     target: &dyn Target,
     threads: usize,
-    progress: &dyn RestoreProgress,
+    progress: &dyn Progress,
+    cancel: &Cancel,
 ) -> Result<Outcome> {
     let errors = Mutex::new(Vec::new());
     let fail = |path: &[u8], message: String| {
@@ -604,11 +609,17 @@ pub fn execute_with(
     let failed_files: Mutex<std::collections::HashSet<usize>> = Mutex::default();
     // One scope per phase: a phase's writes all end before the next begins.
     for writes in writes.chunk_by(|&a, &b| phase[a] == phase[b]) {
+        if cancel.is_cancelled() {
+            break;
+        }
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| {
                     loop {
+                        if cancel.is_cancelled() {
+                            return;
+                        }
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&i) = writes.get(k) else { return };
                         let e = &plan.files[i];
@@ -617,6 +628,8 @@ pub fn execute_with(
                             // A target may retry and feed the content again.
                             written = 0;
                             for id in &e.node.content {
+                                // The target removes its temporary file.
+                                cancel.check()?;
                                 let data = feed.read(id)?;
                                 sink(&data).map_err(|err| Error::Io {
                                     action: "writing",
@@ -624,11 +637,13 @@ pub fn execute_with(
                                     source: err,
                                 })?;
                                 written += data.len() as u64;
-                                progress.bytes_written(&e.path, data.len() as u64);
+                                progress.bytes(&e.path, data.len() as u64);
                             }
                             Ok(())
                         });
-                        progress.file_done(&e.path);
+                        if !matches!(r, Err(Error::Cancelled)) {
+                            progress.file_done(&e.path);
+                        }
                         match r {
                             Ok(()) => {
                                 files.fetch_add(1, Ordering::Relaxed);
@@ -647,6 +662,7 @@ pub fn execute_with(
             }
         });
     }
+    cancel.check()?;
     let failed_files = failed_files.into_inner().unwrap_or_else(|p| p.into_inner());
     for (first, i) in links {
         let e = &plan.files[i];
@@ -900,5 +916,49 @@ mod tests {
         // What was written stays.
         assert_eq!(report.outcome.files, 15);
         assert!(out.join("t/0-schema.sql").is_file());
+    }
+
+    #[test]
+    fn a_cancelled_restore_leaves_only_complete_files() {
+        use crate::progress::testing::{CancelAfter, dataset, small_pack_repo, temp_files};
+        const MIB: usize = 1 << 20;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = dataset(tmp.path(), 24, MIB);
+        let repo = small_pack_repo(&tmp.path().join("repo"));
+        let src = crate::connector::local::LocalSource::new(&root, &[]).unwrap();
+        crate::backup(&repo, &src, &crate::BackupOptions::new("ds")).unwrap();
+
+        let out = tmp.path().join("out");
+        let p = CancelAfter::new(5 * MIB as u64 + 12345);
+        let mut opts = RestoreOptions::new(Select::Latest)
+            .progress(p.clone())
+            .cancel(p.cancel.clone());
+        opts.threads = 3;
+        let err = restore(&repo, "ds", &out, &opts).unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err:?}");
+        // Each writer finishes at most the chunk (here 1 MiB) it was at.
+        assert!(p.seen() <= 9 * MIB as u64, "wrote {} bytes", p.seen());
+        assert_eq!(temp_files(&out), Vec::<PathBuf>::new());
+        // Whatever is there under a real name is complete.
+        let mut restored = 0;
+        for d in ["d0", "d1"] {
+            let Ok(rd) = fs::read_dir(out.join(d)) else {
+                continue;
+            };
+            for e in rd {
+                let e = e.unwrap();
+                let want = fs::read(root.join(d).join(e.file_name())).unwrap();
+                assert!(
+                    fs::read(e.path()).unwrap() == want,
+                    "{:?} is partial",
+                    e.path()
+                );
+                restored += 1;
+            }
+        }
+        assert!(restored < 24, "the restore was not stopped");
+        assert!(repo.lock_holder().unwrap().is_none());
+        let r = crate::check(&repo, false).unwrap();
+        assert!(r.ok(), "{:?}", r.errors);
     }
 }

@@ -284,8 +284,12 @@ mod tests {
             .jobs
             .spawn(JobKind::Backup, "t".into(), "ds".into(), move |j, _| {
                 let t = Tracker(j);
-                bk_core::Progress::scanned(&t, 3, 3, 3000);
-                bk_core::Progress::bytes_read(&t, b"dir/file <1>", 1000);
+                let totals = bk_core::Totals {
+                    files: Some(3),
+                    bytes: Some(3000),
+                };
+                bk_core::Progress::phase(&t, bk_core::Phase::Read, totals);
+                bk_core::Progress::bytes(&t, b"dir/file <1>", 1000);
                 rx.recv().ok();
                 Ok(Summary::default())
             });
