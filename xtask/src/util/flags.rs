@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 /// Walks the arguments one flag at a time.
 #[derive(Debug)]
-pub(crate) struct Flags {
+pub struct Flags {
     it: std::vec::IntoIter<String>,
     /// The argument as given (for "unknown argument" messages).
     arg: String,
@@ -16,7 +16,7 @@ pub(crate) struct Flags {
 }
 
 impl Flags {
-    pub(crate) fn new(args: Vec<String>) -> Self {
+    pub fn new(args: Vec<String>) -> Self {
         Flags {
             it: args.into_iter(),
             arg: String::new(),
@@ -26,7 +26,7 @@ impl Flags {
     }
 
     /// The next flag's name (`--scale` for `--scale=2` too).
-    pub(crate) fn next_flag(&mut self) -> Option<String> {
+    pub fn next_flag(&mut self) -> Option<String> {
         let arg = self.it.next()?;
         (self.flag, self.inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -37,17 +37,17 @@ impl Flags {
     }
 
     /// The argument as it was given.
-    pub(crate) fn arg(&self) -> &str {
+    pub fn arg(&self) -> &str {
         &self.arg
     }
 
     /// The current flag had no `=value` (a switch).
-    pub(crate) fn bare(&self) -> bool {
+    pub fn bare(&self) -> bool {
         self.inline.is_none()
     }
 
     /// The current flag's value: after `=`, or the next argument.
-    pub(crate) fn value(&mut self) -> Result<String> {
+    pub fn value(&mut self) -> Result<String> {
         match self.inline.take() {
             Some(v) => Ok(v),
             None => self
