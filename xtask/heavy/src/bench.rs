@@ -6,6 +6,8 @@
 //! `wait4`) are recorded; the report goes to stdout and to
 //! `WORK/results.md` / `WORK/results.json`.
 
+// tidy: long file: one benchmark, read top to bottom: options, the runner of each tool's commands per step, the report; the shared parts are in xtask::util
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self};

@@ -12,6 +12,8 @@
 //! An optional untimed pass runs every client once more through a proxy on
 //! the control connection that counts logins and commands.
 
+// tidy: long file: one benchmark: its setup, timed runs, byte-for-byte checks and report share one context; the shared parts are in xtask::util
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};

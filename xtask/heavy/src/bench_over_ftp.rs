@@ -17,6 +17,8 @@
 //! `RCLONE_CONFIG`) for rclone and restic, an `lftp -f` script (mode 600) for
 //! lftp.
 
+// tidy: long file: one benchmark against five peer tools: each tool's command for each step stands in one match, so that they compare side by side
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;

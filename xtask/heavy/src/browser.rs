@@ -11,6 +11,8 @@
 //! against its own server and by `cargo xtask e2e-web` (which starts
 //! everything it needs); [`perf_scenario`] times a backup started from the UI.
 
+// tidy: long file: one browser scenario whose steps depend on each other in order, plus the UI-vs-CLI timing that reuses its browser and web server
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
