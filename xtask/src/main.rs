@@ -62,13 +62,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo run -p xtask-heavy -- CMD ARGS` in the workspace root, with our
-/// exit code being its.
+/// `cargo run -p xtask-heavy -- CMD ARGS` (from the caller's directory, so
+/// that relative paths in ARGS keep their meaning), with its exit code.
 fn run_heavy(cmd: &str, args: &[String]) -> ExitCode {
+    let manifest = util::workspace_root().join("Cargo.toml");
     let mut c = util::cargo_command();
-    c.args(["run", "--quiet", "-p", "xtask-heavy", "--", cmd])
-        .args(args)
-        .current_dir(util::workspace_root());
+    c.arg("run")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["-p", "xtask-heavy", "--", cmd])
+        .args(args);
     match c.status() {
         Ok(st) => match st.code() {
             Some(0) => ExitCode::SUCCESS,

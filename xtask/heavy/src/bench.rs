@@ -16,12 +16,12 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use xtask::util;
 use xtask::util::build::{Profile, build_bk};
 use xtask::util::dataset::{Ctx, DATASET, DATASET_DIR, MARKER, generate, prepare_work};
 use xtask::util::files::{dir_bytes, remove_path, warm};
 use xtask::util::machine::{bk_commit, date_utc, machine_info, mb, unix_time};
 use xtask::util::process::{find_on_path, shell_quote, show, version_line};
-use xtask::util;
 
 const HELP: &str = "\
 usage: cargo xtask bench [--scale F] [--seed N] [--work DIR] [--tools LIST] [--keep]
