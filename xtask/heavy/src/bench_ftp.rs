@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use xtask::util;
 use xtask::util::docs;
-use xtask::util::files::{read_full, remove_path, warm, write_secret};
+use xtask::util::files::{claim_work_dir, read_full, remove_path, warm, write_secret};
 use xtask::util::machine::{bk_commit, date_utc, loadavg, machine_info, unix_time};
 use xtask::util::process::{ChildGuard, Outcome, exec, find_on_path, show, tail};
 
@@ -965,30 +965,7 @@ fn first_line(exe: &Path, args: &[&str]) -> Result<String> {
 /// Creates the work directory (refusing a foreign non-empty one) and clears
 /// everything in it but the inputs.
 fn prepare_work(work: &Path) -> Result<()> {
-    if work.exists() {
-        let nonempty = fs::read_dir(work)
-            .with_context(|| format!("{}", work.display()))?
-            .next()
-            .is_some();
-        if nonempty && !work.join(WORK_TAG).exists() {
-            bail!(
-                "{} is not empty and was not made by `cargo xtask bench-ftp`; refusing to use it",
-                work.display()
-            );
-        }
-        for e in fs::read_dir(work)? {
-            let e = e?;
-            if e.file_name() != INPUT_DIR && e.file_name() != WORK_TAG {
-                remove_path(&e.path())?;
-            }
-        }
-    }
-    fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
-    fs::write(
-        work.join(WORK_TAG),
-        "work directory of `cargo xtask bench-ftp`; everything but input/ is replaced by it\n",
-    )?;
-    Ok(())
+    claim_work_dir(work, WORK_TAG, "bench-ftp", &[INPUT_DIR])
 }
 
 /// Generates the single file and the tree, or reuses them. Returns the

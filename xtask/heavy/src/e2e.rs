@@ -32,7 +32,7 @@ use serde_json::Value;
 use xtask::util;
 use xtask::util::build::{Profile, build_bk};
 use xtask::util::dataset;
-use xtask::util::files::read_full;
+use xtask::util::files::{claim_work_dir, read_full};
 use xtask::util::machine::date_utc;
 use xtask::util::process::show;
 
@@ -2129,22 +2129,7 @@ fn write_combined(out_dir: &Path) -> Result<()> {
 
 /// Wipes the work directory (only one made by this command).
 fn prepare_work(work: &Path) -> Result<()> {
-    if work.exists() {
-        let nonempty = fs::read_dir(work)?.next().is_some();
-        if nonempty && !work.join(WORK_TAG).exists() {
-            bail!(
-                "{} is not empty and was not made by `cargo xtask e2e`; refusing to wipe it",
-                work.display()
-            );
-        }
-        fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))?;
-    }
-    fs::create_dir_all(work)?;
-    fs::write(
-        work.join(WORK_TAG),
-        "work directory of `cargo xtask e2e`; wiped by it\n",
-    )?;
-    Ok(())
+    claim_work_dir(work, WORK_TAG, "e2e", &[])
 }
 
 /// `e2e-s3cret-PW-` and 16 random hex digits.

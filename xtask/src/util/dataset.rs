@@ -6,10 +6,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::files::remove_path;
+use super::files::claim_work_dir;
 use super::process::{Outcome, exec};
 
 /// bk's dataset name.
@@ -122,45 +122,20 @@ pub fn generate(ctx: &mut Ctx, reuse: bool) -> Result<()> {
 /// Empties the work directory, keeping an unmutated dataset of the same seed
 /// and scale. Returns whether that dataset is reused.
 pub fn prepare_work(work: &Path, seed: u64, scale: f64) -> Result<bool> {
-    let mut reuse = false;
-    if work.exists() {
-        let nonempty = fs::read_dir(work)
-            .with_context(|| format!("{}", work.display()))?
-            .next()
-            .is_some();
-        if nonempty && !work.join(WORK_TAG).exists() {
-            bail!(
-                "{} is not empty and was not made by `cargo xtask bench`; refusing to wipe it",
-                work.display()
-            );
-        }
-        if let Ok(text) = fs::read_to_string(work.join(MARKER)) {
+    let reuse = match fs::read_to_string(work.join(MARKER)) {
+        Ok(text) => {
             let m: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            reuse = m["seed"].as_u64() == Some(seed)
+            m["seed"].as_u64() == Some(seed)
                 && m["scale"].as_f64() == Some(scale)
                 && m["state"] == "pristine"
-                && work.join(DATASET_DIR).join(DATASET).is_dir();
+                && work.join(DATASET_DIR).join(DATASET).is_dir()
         }
-        if reuse {
-            for e in fs::read_dir(work)? {
-                let e = e?;
-                let keep = [DATASET_DIR, MARKER, WORK_TAG]
-                    .iter()
-                    .any(|k| e.file_name() == *k);
-                if !keep {
-                    remove_path(&e.path())?;
-                }
-            }
-        } else {
-            eprintln!("wiping {}", work.display());
-            fs::remove_dir_all(work)
-                .with_context(|| format!("cannot remove {}", work.display()))?;
-        }
+        Err(_) => false,
+    };
+    if work.exists() && !reuse {
+        eprintln!("wiping {}", work.display());
     }
-    fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
-    fs::write(
-        work.join(WORK_TAG),
-        "work directory of `cargo xtask bench`; wiped by it\n",
-    )?;
+    let keep: &[&str] = if reuse { &[DATASET_DIR, MARKER] } else { &[] };
+    claim_work_dir(work, WORK_TAG, "bench", keep)?;
     Ok(reuse)
 }
