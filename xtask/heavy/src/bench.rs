@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use xtask::util;
 use xtask::util::build::{Profile, build_bk};
 use xtask::util::dataset::{Ctx, DATASET, DATASET_DIR, MARKER, generate, prepare_work};
+use xtask::util::docs;
 use xtask::util::files::{dir_bytes, remove_path, warm};
 use xtask::util::machine::{bk_commit, date_utc, machine_info, mb, unix_time};
 use xtask::util::process::{find_on_path, shell_quote, show, version_line};
@@ -102,31 +103,13 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 print!("{HELP}");
                 return Ok(None);
             }
-            "--scale" => {
-                let v = a.value()?;
-                o.scale = v
-                    .parse()
-                    .with_context(|| format!("--scale {v:?}: not a number"))?;
-                if !(o.scale.is_finite() && o.scale > 0.0) {
-                    bail!("--scale must be positive");
-                }
-            }
-            "--seed" => {
-                let v = a.value()?;
-                o.seed = v
-                    .parse()
-                    .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
-            }
+            "--scale" => o.scale = a.positive_f64()?,
+            "--seed" => o.seed = a.u64()?,
             "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--tools" => {
                 o.peers.clear();
-                for name in a
-                    .value()?
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                {
-                    let t = match name {
+                for name in a.list()? {
+                    let t = match name.as_str() {
                         "bk" => continue,
                         "restic" => Tool::Restic,
                         "borg" => Tool::Borg,
@@ -478,17 +461,7 @@ fn bench(ctx: &mut Ctx, runners: &mut [Runner], reuse: bool, notes: Vec<String>)
         notes,
     };
     let (md, js) = report(ctx, runners, &info);
-    print!("{md}");
-    fs::write(ctx.work.join("results.md"), &md)?;
-    fs::write(
-        ctx.work.join("results.json"),
-        serde_json::to_string_pretty(&js)? + "\n",
-    )?;
-    eprintln!(
-        "wrote {} and {}",
-        ctx.work.join("results.md").display(),
-        ctx.work.join("results.json").display()
-    );
+    docs::write_results(&ctx.work, &md, &js)?;
     Ok(())
 }
 

@@ -144,13 +144,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 o.passive = if v == "testkit" {
                     None
                 } else {
-                    let parsed = v
-                        .split_once('-')
-                        .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
-                    match parsed {
-                        Some((lo, hi)) if lo > 0 && lo <= hi => Some(lo..=hi),
-                        _ => bail!("--passive-ports {v:?}: expected LO-HI or testkit"),
-                    }
+                    let r = util::flags::port_range(&v).with_context(|| {
+                        format!("--passive-ports {v:?}: expected LO-HI or testkit")
+                    })?;
+                    Some(r)
                 };
             }
             "--no-count" if a.bare() => o.count = false,
@@ -351,17 +348,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         },
     };
     let (md, js) = report(&ctx, &runs, &counts, &info);
-    print!("{md}");
-    fs::write(ctx.work.join("results.md"), &md)?;
-    fs::write(
-        ctx.work.join("results.json"),
-        serde_json::to_string_pretty(&js)? + "\n",
-    )?;
-    eprintln!(
-        "wrote {} and {}",
-        ctx.work.join("results.md").display(),
-        ctx.work.join("results.json").display()
-    );
+    docs::write_results(&ctx.work, &md, &js)?;
     if opts.docs {
         let docs = ctx.root.join("docs").join("BENCHMARKS.md");
         write_docs_section(&docs, &md)?;

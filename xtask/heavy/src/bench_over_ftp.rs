@@ -232,31 +232,13 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 print!("{HELP}");
                 return Ok(None);
             }
-            "--scale" => {
-                let v = a.value()?;
-                o.scale = v
-                    .parse()
-                    .with_context(|| format!("--scale {v:?}: not a number"))?;
-                if !(o.scale.is_finite() && o.scale > 0.0) {
-                    bail!("--scale must be positive");
-                }
-            }
-            "--seed" => {
-                let v = a.value()?;
-                o.seed = v
-                    .parse()
-                    .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
-            }
+            "--scale" => o.scale = a.positive_f64()?,
+            "--seed" => o.seed = a.u64()?,
             "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--tools" => {
                 o.tools.clear();
-                for name in a
-                    .value()?
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                {
-                    let t = match name {
+                for name in a.list()? {
+                    let t = match name.as_str() {
                         "bk" => continue,
                         "restic" => Tool::Restic,
                         "duplicity" => Tool::Duplicity,
@@ -275,13 +257,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
             }
             "--passive-ports" => {
                 let v = a.value()?;
-                let parsed = v
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
-                o.passive = match parsed {
-                    Some((lo, hi)) if lo > 0 && lo <= hi => lo..=hi,
-                    _ => bail!("--passive-ports {v:?}: expected LO-HI"),
-                };
+                o.passive = util::flags::port_range(&v)
+                    .with_context(|| format!("--passive-ports {v:?}: expected LO-HI"))?;
             }
             "--no-count" if a.bare() => o.count = false,
             "--no-docs" if a.bare() => o.docs = false,
@@ -460,17 +437,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         passive: opts.passive.clone(),
     };
     let (md, js) = report(&b, &info);
-    print!("{md}");
-    fs::write(b.ctx.work.join("results.md"), &md)?;
-    fs::write(
-        b.ctx.work.join("results.json"),
-        serde_json::to_string_pretty(&js)? + "\n",
-    )?;
-    eprintln!(
-        "wrote {} and {}",
-        b.ctx.work.join("results.md").display(),
-        b.ctx.work.join("results.json").display()
-    );
+    docs::write_results(&b.ctx.work, &md, &js)?;
     if opts.docs {
         let docs = b.ctx.root.join("docs").join("BENCHMARKS.md");
         write_docs_section(&docs, &md)?;

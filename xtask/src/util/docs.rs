@@ -1,9 +1,22 @@
-//! Writing a generated section into a Markdown file (docs/BENCHMARKS.md).
+//! A task's report: `results.md` and `results.json` in its work directory,
+//! and its section in a Markdown file (docs/BENCHMARKS.md).
 
 use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use serde_json::Value;
+
+/// Prints `md`, and writes it and `js` to `DIR/results.md` and `DIR/results.json`.
+pub fn write_results(dir: &Path, md: &str, js: &Value) -> Result<()> {
+    print!("{md}");
+    let (md_path, js_path) = (dir.join("results.md"), dir.join("results.json"));
+    fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
+    fs::write(&js_path, serde_json::to_string_pretty(js)? + "\n")
+        .with_context(|| format!("writing {}", js_path.display()))?;
+    eprintln!("wrote {} and {}", md_path.display(), js_path.display());
+    Ok(())
+}
 
 /// Puts `section` (which starts with the line `heading`, e.g.
 /// `## Over FTP (pure-ftpd on loopback)`) into the file at `path`: in place of

@@ -1,7 +1,9 @@
 //! The command-line reader shared by the xtask commands: `--flag value`,
 //! `--flag=value` and bare switches, without a dependency.
 
-use anyhow::{Context, Result};
+use std::ops::RangeInclusive;
+
+use anyhow::{Context, Result, bail};
 
 /// Walks the arguments one flag at a time.
 #[derive(Debug)]
@@ -58,6 +60,45 @@ impl Flags {
     }
 }
 
+impl Flags {
+    /// The current flag's value as a positive, finite number (`--scale`).
+    pub fn positive_f64(&mut self) -> Result<f64> {
+        let v = self.value()?;
+        let x: f64 = v
+            .parse()
+            .with_context(|| format!("{} {v:?}: not a number", self.flag))?;
+        if !(x.is_finite() && x > 0.0) {
+            bail!("{} must be positive", self.flag);
+        }
+        Ok(x)
+    }
+
+    /// The current flag's value as a non-negative integer (`--seed`).
+    pub fn u64(&mut self) -> Result<u64> {
+        let v = self.value()?;
+        v.parse()
+            .with_context(|| format!("{} {v:?}: not a non-negative integer", self.flag))
+    }
+
+    /// The current flag's value as a comma-separated list (empty items dropped).
+    pub fn list(&mut self) -> Result<Vec<String>> {
+        Ok(self
+            .value()?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect())
+    }
+}
+
+/// `LO-HI` as a port range (`--passive-ports`); `None` if it is not one.
+pub fn port_range(v: &str) -> Option<RangeInclusive<u16>> {
+    let (lo, hi) = v.split_once('-')?;
+    let (lo, hi) = (lo.parse::<u16>().ok()?, hi.parse::<u16>().ok()?);
+    (lo > 0 && lo <= hi).then_some(lo..=hi)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +119,37 @@ mod tests {
         assert_eq!(f.next_flag().as_deref(), Some("--c"));
         assert_eq!(f.value().unwrap_err().to_string(), "--c needs a value");
         assert_eq!(f.next_flag(), None);
+    }
+
+    #[test]
+    fn reads_typed_values_and_names_the_flag_in_errors() {
+        let args = [
+            "--scale=0.5",
+            "--scale",
+            "0",
+            "--seed",
+            "-1",
+            "--tools",
+            "a, ,b",
+        ];
+        let mut f = Flags::new(args.iter().map(|s| s.to_string()).collect());
+        f.next_flag();
+        assert_eq!(f.positive_f64().unwrap(), 0.5);
+        f.next_flag();
+        assert_eq!(
+            f.positive_f64().unwrap_err().to_string(),
+            "--scale must be positive"
+        );
+        f.next_flag();
+        assert_eq!(
+            f.u64().unwrap_err().to_string(),
+            "--seed \"-1\": not a non-negative integer"
+        );
+        f.next_flag();
+        assert_eq!(f.list().unwrap(), ["a", "b"]);
+        assert_eq!(port_range("19000-19499"), Some(19000..=19499));
+        assert_eq!(port_range("0-10"), None);
+        assert_eq!(port_range("20-10"), None);
+        assert_eq!(port_range("testkit"), None);
     }
 }
