@@ -53,13 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("xtask: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    util::exit_code(result)
 }
 
 /// `cargo run -p xtask-heavy -- CMD ARGS` (from the caller's directory, so

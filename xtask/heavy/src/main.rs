@@ -7,6 +7,8 @@
 
 use std::process::ExitCode;
 
+use xtask::util;
+
 mod bench;
 mod bench_ftp;
 mod bench_over_ftp;
@@ -33,11 +35,5 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("xtask: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    util::exit_code(result)
 }

@@ -11,7 +11,7 @@ pub mod machine;
 pub mod process;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -55,4 +55,15 @@ pub fn cargo_command() -> Command {
         }
     }
     c
+}
+
+/// A task's result as the process's exit code (the error printed first).
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
