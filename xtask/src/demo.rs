@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
+use xtask::util;
+use xtask::util::build::{Profile, build_bk};
 
 pub fn run(args: Vec<String>) -> Result<()> {
     ensure!(args.is_empty(), "demo takes no options");
-    let root = crate::workspace_root();
-    let bk = build_bk(&root)?;
-    let dir = root.join("target/demo");
+    let root = util::workspace_root();
+    let bk = build_bk(&root, Profile::Debug)?;
+    let dir = util::target_dir(&root).join("demo");
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -62,22 +64,15 @@ pub fn run(args: Vec<String>) -> Result<()> {
             bail!("restored snapshot {id} differs from the dataset as it was backed up");
         }
     }
-    say("OK: both snapshots restored byte for byte (see target/demo)");
+    say(&format!(
+        "OK: both snapshots restored byte for byte (see {})",
+        dir.display()
+    ));
     Ok(())
 }
 
 fn say(s: &str) {
     eprintln!("demo: {s}");
-}
-
-fn build_bk(root: &Path) -> Result<PathBuf> {
-    let st = crate::cargo_command()
-        .current_dir(root)
-        .args(["build", "-p", "bk-cli"])
-        .status()
-        .context("running cargo build")?;
-    ensure!(st.success(), "cargo build -p bk-cli failed");
-    Ok(root.join("target/debug/bk"))
 }
 
 fn bk_run(bk: &Path, args: &[&str], paths: &[&Path], repo: &Path) -> Result<()> {

@@ -1,15 +1,17 @@
 //! Project automation: `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! This package is light (anyhow, serde_json, libc): it runs `demo` itself
+//! and hands the heavy tasks to the `xtask-heavy` package with the same
+//! arguments, so that the README's first command compiles little besides bk.
 
 use std::process::ExitCode;
 
-mod bench;
-mod bench_ftp;
-mod bench_over_ftp;
+use xtask::util;
+
 mod demo;
-mod e2e;
-mod e2e_web;
-mod flags;
-mod proxy;
+
+/// The tasks of the `xtask-heavy` package (xtask/heavy).
+const HEAVY: [&str; 4] = ["bench", "bench-ftp", "e2e", "e2e-web"];
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -36,11 +38,8 @@ fn main() -> ExitCode {
     let cmd = args.next();
     let rest: Vec<String> = args.collect();
     let result = match cmd.as_deref() {
-        Some("bench") => bench::run(rest),
-        Some("bench-ftp") => bench_ftp::run(rest),
+        Some(c) if HEAVY.contains(&c) => return run_heavy(c, &rest),
         Some("demo") => demo::run(rest),
-        Some("e2e") => e2e::run(rest),
-        Some("e2e-web") => e2e_web::run(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -54,55 +53,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    util::exit_code(result)
+}
+
+/// `cargo run -p xtask-heavy -- CMD ARGS` (from the caller's directory, so
+/// that relative paths in ARGS keep their meaning), with its exit code.
+fn run_heavy(cmd: &str, args: &[String]) -> ExitCode {
+    let manifest = util::workspace_root().join("Cargo.toml");
+    let mut c = util::cargo_command();
+    c.arg("run")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["-p", "xtask-heavy", "--", cmd])
+        .args(args);
+    match c.status() {
+        Ok(st) => match st.code() {
+            Some(0) => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => {
+                eprintln!("xtask: {cmd} ended by {st}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
-            eprintln!("xtask: error: {e:#}");
+            eprintln!("xtask: error: running cargo run -p xtask-heavy: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The workspace root (the parent of this crate's directory).
-pub(crate) fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-/// `cargo` (the one running us, if any), without the variables `cargo run`
-/// set for this binary: build scripts that watch them (ring's watches
-/// `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR`) would otherwise rerun, and
-/// their crates rebuild, every time the build switches between a plain
-/// `cargo build` and one started from `cargo xtask`.
-/// Cargo's target directory (`CARGO_TARGET_DIR`, relative to the root, or `target`).
-pub(crate) fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => root.join(t),
-        None => root.join("target"),
-    }
-}
-
-pub(crate) fn cargo_command() -> std::process::Command {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut c = std::process::Command::new(cargo);
-    for (key, _) in std::env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if key.starts_with("CARGO_PKG_")
-            || matches!(
-                key,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_MANIFEST_LINKS"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "OUT_DIR"
-            )
-        {
-            c.env_remove(key);
-        }
-    }
-    c
 }

@@ -12,10 +12,12 @@
 //! An optional untimed pass runs every client once more through a proxy on
 //! the control connection that counts logins and commands.
 
+// tidy: long file: one benchmark: its setup, timed runs, byte-for-byte checks and report share one context; the shared parts are in xtask::util
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufWriter, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::unix::fs::PermissionsExt;
@@ -27,11 +29,13 @@ use anyhow::{Context, Result, bail};
 use bk_testkit::{ServerKind, ServerOptions, TestServer};
 use serde_json::{Value, json};
 
-use crate::bench::{
-    ChildGuard, Outcome, bk_commit, date_utc, exec, find_on_path, machine_info, remove_path, show,
-    unix_time, warm,
-};
-use crate::bench_over_ftp::{CountingProxy, Counts};
+use xtask::util;
+use xtask::util::docs;
+use xtask::util::files::{claim_work_dir, read_full, remove_path, warm, write_secret};
+use xtask::util::machine::{bk_commit, date_utc, loadavg, machine_info, unix_time};
+use xtask::util::process::{ChildGuard, Outcome, exec, find_on_path, show, tail};
+
+use crate::counting_proxy::{CountingProxy, Counts};
 
 const HELP: &str = "\
 usage: cargo xtask bench-ftp [--file-mib N] [--files N] [--dirs N] [--runs N] [--work DIR]
@@ -117,7 +121,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         docs: true,
         passive: Some(19000..=19499),
     };
-    let mut a = crate::flags::Flags::new(args);
+    let mut a = util::flags::Flags::new(args);
     while let Some(flag) = a.next_flag() {
         let positive = |v: String| -> Result<u64> {
             match v.parse::<u64>() {
@@ -140,13 +144,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
                 o.passive = if v == "testkit" {
                     None
                 } else {
-                    let parsed = v
-                        .split_once('-')
-                        .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
-                    match parsed {
-                        Some((lo, hi)) if lo > 0 && lo <= hi => Some(lo..=hi),
-                        _ => bail!("--passive-ports {v:?}: expected LO-HI or testkit"),
-                    }
+                    let r = util::flags::port_range(&v).with_context(|| {
+                        format!("--passive-ports {v:?}: expected LO-HI or testkit")
+                    })?;
+                    Some(r)
                 };
             }
             "--no-count" if a.bare() => o.count = false,
@@ -252,7 +253,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         return Ok(());
     };
     let started = unix_time();
-    let root = crate::workspace_root();
+    let root = util::workspace_root();
     let load_start = loadavg();
 
     // Everything that can be missing, before the long parts.
@@ -347,17 +348,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         },
     };
     let (md, js) = report(&ctx, &runs, &counts, &info);
-    print!("{md}");
-    fs::write(ctx.work.join("results.md"), &md)?;
-    fs::write(
-        ctx.work.join("results.json"),
-        serde_json::to_string_pretty(&js)? + "\n",
-    )?;
-    eprintln!(
-        "wrote {} and {}",
-        ctx.work.join("results.md").display(),
-        ctx.work.join("results.json").display()
-    );
+    docs::write_results(&ctx.work, &md, &js)?;
     if opts.docs {
         let docs = ctx.root.join("docs").join("BENCHMARKS.md");
         write_docs_section(&docs, &md)?;
@@ -906,42 +897,21 @@ fn report(ctx: &Ctx, runs: &Runs, counts: &CountsByOp, info: &Info) -> (String, 
     (md, js)
 }
 
-/// Puts `md` (which starts with [`SECTION`]) at the end of the file, in place
-/// of an earlier copy of that section; the rest of the file is kept as is.
+/// Puts `md` (which starts with [`SECTION`]) into the file in place of an
+/// earlier copy of that section, or at the end; the rest is kept as is.
 fn write_docs_section(path: &Path, md: &str) -> Result<()> {
-    let old = fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let section = format!(
         "{}\n\nReproduce: `cargo xtask bench-ftp` (as root, with pure-ftpd; \
          `apt-get install -y curl lftp`).\n",
         md.trim_end()
     );
-    let head = format!("\n{SECTION}\n");
-    let mut new = match old.find(&head) {
-        Some(start) => {
-            let body = start + head.len();
-            let end = old[body..]
-                .find("\n## ")
-                .map_or(old.len(), |i| body + i + 1);
-            let rest = &old[end..];
-            let mut s = old[..start].trim_end().to_string();
-            s.push_str("\n\n");
-            if !rest.is_empty() {
-                s.push_str(rest.trim_end());
-                s.push_str("\n\n");
-            }
-            s
-        }
-        None => format!("{}\n\n", old.trim_end()),
-    };
-    new.push_str(&section);
-    fs::write(path, new)?;
-    Ok(())
+    docs::write_section(path, SECTION, &section)
 }
 
 // ---------------------------------------------------------------- setup
 
 fn build_examples(root: &Path) -> Result<(PathBuf, PathBuf)> {
-    let mut c = crate::cargo_command();
+    let mut c = util::cargo_command();
     c.args([
         "build",
         "--release",
@@ -958,7 +928,7 @@ fn build_examples(root: &Path) -> Result<(PathBuf, PathBuf)> {
     if !status.success() {
         bail!("{} failed ({status})", show(&c));
     }
-    let target = crate::target_dir(root);
+    let target = util::target_dir(root);
     let examples = target.join("release").join("examples");
     let (put_get, upload) = (examples.join("put_get"), examples.join("upload"));
     for p in [&put_get, &upload] {
@@ -979,39 +949,10 @@ fn first_line(exe: &Path, args: &[&str]) -> Result<String> {
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 /// Creates the work directory (refusing a foreign non-empty one) and clears
 /// everything in it but the inputs.
 fn prepare_work(work: &Path) -> Result<()> {
-    if work.exists() {
-        let nonempty = fs::read_dir(work)
-            .with_context(|| format!("{}", work.display()))?
-            .next()
-            .is_some();
-        if nonempty && !work.join(WORK_TAG).exists() {
-            bail!(
-                "{} is not empty and was not made by `cargo xtask bench-ftp`; refusing to use it",
-                work.display()
-            );
-        }
-        for e in fs::read_dir(work)? {
-            let e = e?;
-            if e.file_name() != INPUT_DIR && e.file_name() != WORK_TAG {
-                remove_path(&e.path())?;
-            }
-        }
-    }
-    fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
-    fs::write(
-        work.join(WORK_TAG),
-        "work directory of `cargo xtask bench-ftp`; everything but input/ is replaced by it\n",
-    )?;
-    Ok(())
+    claim_work_dir(work, WORK_TAG, "bench-ftp", &[INPUT_DIR])
 }
 
 /// Generates the single file and the tree, or reuses them. Returns the
@@ -1097,19 +1038,6 @@ fn fill(state: &mut u64, buf: &mut [u8]) {
     }
 }
 
-fn write_secret(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = fs::remove_file(path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
 // ---------------------------------------------------------------- checks
 
 /// Regular files below `dir`, by relative path, with their sizes. Anything
@@ -1162,20 +1090,6 @@ fn compare_trees(src: &Path, dst: &Path) -> Result<(u64, u64)> {
         compare_files(&src.join(rel), &dst.join(rel))?;
     }
     Ok((b.len() as u64, b.values().sum()))
-}
-
-/// Reads until `buf` is full or the end of the file.
-fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn compare_files(a: &Path, b: &Path) -> Result<()> {
@@ -1237,12 +1151,4 @@ fn group(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut i = s.len().saturating_sub(n);
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    &s[i..]
 }

@@ -27,6 +27,8 @@
 //! every forwarding thread poll a stop flag (reads time out every 200 ms),
 //! and dropping the proxy joins all threads.
 
+// tidy: long file: the fault proxy: relay, passive-reply rewriting and data-connection cuts work on one shared state, with their tests (about 230 lines)
+
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;

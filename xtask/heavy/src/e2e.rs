@@ -14,6 +14,8 @@
 //! (with the command lines in `logs/commands.txt`); the summary goes to stdout,
 //! `target/e2e/results-<server>.md` and `target/e2e/results.md` (all servers).
 
+// tidy: long file: the e2e scenarios 1 to 6 and their shared context; one file per scenario is left until scenario 4's fault assertions (changed on another branch for issue 10) have landed
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -26,6 +28,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bk_testkit::{ServerKind, ServerOptions, TestServer};
 use serde_json::Value;
+
+use xtask::util;
+use xtask::util::build::{Profile, build_bk};
+use xtask::util::dataset;
+use xtask::util::files::{claim_work_dir, read_full};
+use xtask::util::machine::date_utc;
+use xtask::util::process::show;
 
 use crate::proxy::{ConnRecord, FaultPlan, FaultProxy};
 
@@ -120,7 +129,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         }
         Ok(x)
     };
-    let mut a = crate::flags::Flags::new(args);
+    let mut a = util::flags::Flags::new(args);
     while let Some(flag) = a.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => {
@@ -203,17 +212,17 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let Some(opts) = parse_args(args)? else {
         return Ok(());
     };
-    let root = crate::workspace_root();
+    let root = util::workspace_root();
     if !opts.server.is_installed() {
         bail!(bk_testkit::StartError::NotInstalled(opts.server));
     }
-    let bk = build_bk(&root)?;
+    let bk = build_bk(&root, Profile::Debug)?;
     let bk_version = Command::new(&bk)
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let out_dir = crate::target_dir(&root).join("e2e");
+    let out_dir = util::target_dir(&root).join("e2e");
     let work = out_dir.join(opts.server.name());
     prepare_work(&work)?;
     let logs = work.join("logs");
@@ -524,8 +533,7 @@ impl Ctx {
         script: &str,
         args: impl FnOnce(&mut Command),
     ) -> Result<Run> {
-        let mut c = Command::new("python3");
-        c.arg(self.root.join("tests").join("bench").join(script));
+        let mut c = dataset::script(&self.root, script);
         args(&mut c);
         self.exec(label, c, Duration::from_secs(1800))
     }
@@ -701,7 +709,7 @@ fn scenario_6(ctx: &mut Ctx, sc: &mut Scenario) -> Result<()> {
     let shots = work.join("screenshots");
     fs::create_dir_all(&work)?;
     let checks =
-        crate::e2e_web::browser_scenario(&ctx.bk, &ctx.server, &ctx.password, &work, &shots)?;
+        crate::browser::browser_scenario(&ctx.bk, &ctx.server, &ctx.password, &work, &shots)?;
     for (name, ok) in checks {
         sc.check(name, ok, "");
     }
@@ -1990,18 +1998,6 @@ fn same_content(a: &Path, b: &Path) -> Result<bool> {
     }
 }
 
-fn read_full(f: &mut File, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        let k = f.read(&mut buf[n..])?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    Ok(n)
-}
-
 // ---------------------------------------------------------------- report
 
 #[derive(Debug)]
@@ -2147,39 +2143,9 @@ fn write_combined(out_dir: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------- setup
 
-fn build_bk(root: &Path) -> Result<PathBuf> {
-    let mut c = crate::cargo_command();
-    c.args(["build", "-p", "bk-cli"]).current_dir(root);
-    println!("$ {}", show(&c));
-    let st = c.status().context("running cargo build")?;
-    if !st.success() {
-        bail!("cargo build -p bk-cli failed ({st})");
-    }
-    let bk = crate::target_dir(root).join("debug").join("bk");
-    if !bk.is_file() {
-        bail!("{} missing after the build", bk.display());
-    }
-    Ok(bk)
-}
-
 /// Wipes the work directory (only one made by this command).
 fn prepare_work(work: &Path) -> Result<()> {
-    if work.exists() {
-        let nonempty = fs::read_dir(work)?.next().is_some();
-        if nonempty && !work.join(WORK_TAG).exists() {
-            bail!(
-                "{} is not empty and was not made by `cargo xtask e2e`; refusing to wipe it",
-                work.display()
-            );
-        }
-        fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))?;
-    }
-    fs::create_dir_all(work)?;
-    fs::write(
-        work.join(WORK_TAG),
-        "work directory of `cargo xtask e2e`; wiped by it\n",
-    )?;
-    Ok(())
+    claim_work_dir(work, WORK_TAG, "e2e", &[])
 }
 
 /// `e2e-s3cret-PW-` and 16 random hex digits.
@@ -2213,32 +2179,6 @@ fn git_commit(root: &Path) -> String {
     } else {
         head
     }
-}
-
-fn date_utc() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-/// A shell-like rendering of a command line (without its environment).
-fn show(cmd: &Command) -> String {
-    let quote = |s: &str| {
-        let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
-        if !s.is_empty() && s.chars().all(plain) {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', r"'\''"))
-        }
-    };
-    let mut s = quote(&cmd.get_program().to_string_lossy());
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&quote(&a.to_string_lossy()));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -6,18 +6,23 @@
 //! `wait4`) are recorded; the report goes to stdout and to
 //! `WORK/results.md` / `WORK/results.json`.
 
+// tidy: long file: one benchmark, read top to bottom: options, the runner of each tool's commands per step, the report; the shared parts are in xtask::util
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
+use std::fs::{self};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use xtask::util;
+use xtask::util::build::{Profile, build_bk};
+use xtask::util::dataset::{Ctx, DATASET, DATASET_DIR, MARKER, generate, prepare_work};
+use xtask::util::docs;
+use xtask::util::files::{dir_bytes, remove_path, warm};
+use xtask::util::machine::{bk_commit, date_utc, machine_info, mb, unix_time};
+use xtask::util::process::{find_on_path, shell_quote, show, version_line};
 
 const HELP: &str = "\
 usage: cargo xtask bench [--scale F] [--seed N] [--work DIR] [--tools LIST] [--keep]
@@ -56,13 +61,6 @@ const RESTORE_LATEST: usize = 4;
 const RESTORE_OLDEST: usize = 5;
 /// restic tags / borg archive names of the four backups.
 const LABELS: [&str; 4] = ["v0", "v0-again", "v1", "v2"];
-/// bk's dataset name.
-pub(crate) const DATASET: &str = "ds";
-/// Marks a work directory as ours, so that it may be wiped.
-const WORK_TAG: &str = ".xtask-bench";
-/// Seed, scale and state of the generated dataset.
-pub(crate) const MARKER: &str = "dataset.json";
-pub(crate) const DATASET_DIR: &str = "dataset";
 
 #[derive(Debug)]
 struct Opts {
@@ -74,7 +72,7 @@ struct Opts {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Tool {
+enum Tool {
     Bk,
     Restic,
     Borg,
@@ -98,38 +96,20 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         peers: vec![Tool::Restic, Tool::Borg],
         keep: false,
     };
-    let mut a = crate::flags::Flags::new(args);
+    let mut a = util::flags::Flags::new(args);
     while let Some(flag) = a.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
             }
-            "--scale" => {
-                let v = a.value()?;
-                o.scale = v
-                    .parse()
-                    .with_context(|| format!("--scale {v:?}: not a number"))?;
-                if !(o.scale.is_finite() && o.scale > 0.0) {
-                    bail!("--scale must be positive");
-                }
-            }
-            "--seed" => {
-                let v = a.value()?;
-                o.seed = v
-                    .parse()
-                    .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
-            }
+            "--scale" => o.scale = a.positive_f64()?,
+            "--seed" => o.seed = a.u64()?,
             "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--tools" => {
                 o.peers.clear();
-                for name in a
-                    .value()?
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                {
-                    let t = match name {
+                for name in a.list()? {
+                    let t = match name.as_str() {
                         "bk" => continue,
                         "restic" => Tool::Restic,
                         "borg" => Tool::Borg,
@@ -148,13 +128,10 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
 }
 
 pub fn run(args: Vec<String>) -> Result<()> {
-    if args.iter().any(|a| a == "--ftp") {
-        return crate::bench_over_ftp::run(args.into_iter().filter(|a| a != "--ftp").collect());
-    }
     let Some(opts) = parse_args(args)? else {
         return Ok(());
     };
-    let root = crate::workspace_root();
+    let root = util::workspace_root();
     let mut notes = Vec::new();
 
     // Peers first: a missing tool should be reported before a long build.
@@ -182,7 +159,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let work = work
         .canonicalize()
         .with_context(|| format!("{}", work.display()))?;
-    let bk = build_bk(&root)?;
+    let bk = build_bk(&root, Profile::Release)?;
     let bk_version = tool_version(Tool::Bk, &bk)?;
     let logs = work.join("logs");
     fs::create_dir_all(&logs)?;
@@ -218,66 +195,6 @@ pub fn run(args: Vec<String>) -> Result<()> {
             );
             Err(e)
         }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub(crate) root: PathBuf,
-    pub(crate) work: PathBuf,
-    pub(crate) logs: PathBuf,
-    pub(crate) n_log: usize,
-    /// The dataset directory (absolute; the same path for every backup).
-    pub(crate) src: PathBuf,
-    pub(crate) seed: u64,
-    pub(crate) scale: f64,
-}
-
-impl Ctx {
-    pub(crate) fn python(&self, script: &str) -> Command {
-        let mut c = Command::new("python3");
-        c.arg(self.root.join("tests").join("bench").join(script));
-        c
-    }
-
-    pub(crate) fn exec(&mut self, cmd: &mut Command, name: &str) -> Result<Outcome> {
-        self.n_log += 1;
-        let prefix = self.logs.join(format!("{:02}-{name}", self.n_log));
-        exec(cmd, &prefix)
-    }
-
-    pub(crate) fn exec_ok(&mut self, cmd: &mut Command, name: &str) -> Result<Outcome> {
-        let o = self.exec(cmd, name)?;
-        o.check()?;
-        Ok(o)
-    }
-
-    pub(crate) fn set_marker(&self, state: &str) -> Result<()> {
-        let m = json!({"seed": self.seed, "scale": self.scale, "state": state});
-        fs::write(self.work.join(MARKER), serde_json::to_string_pretty(&m)?)?;
-        Ok(())
-    }
-
-    pub(crate) fn stats(&mut self, name: &str) -> Result<String> {
-        let mut c = self.python("gen_dataset.py");
-        c.arg("stats").arg(&self.src);
-        Ok(self.exec_ok(&mut c, name)?.stdout.trim().to_string())
-    }
-
-    pub(crate) fn mutate(&mut self, version: u32) -> Result<String> {
-        let mut c = self.python("gen_dataset.py");
-        c.args([
-            "mutate",
-            "--seed",
-            &self.seed.to_string(),
-            "--version",
-            &version.to_string(),
-        ]);
-        c.arg(&self.src);
-        let o = self.exec_ok(&mut c, &format!("mutate-v{version}"))?;
-        let line = o.stdout.trim().to_string();
-        eprintln!("{line} ({:.1} s)", o.secs);
-        Ok(line)
     }
 }
 
@@ -544,43 +461,7 @@ fn bench(ctx: &mut Ctx, runners: &mut [Runner], reuse: bool, notes: Vec<String>)
         notes,
     };
     let (md, js) = report(ctx, runners, &info);
-    print!("{md}");
-    fs::write(ctx.work.join("results.md"), &md)?;
-    fs::write(
-        ctx.work.join("results.json"),
-        serde_json::to_string_pretty(&js)? + "\n",
-    )?;
-    eprintln!(
-        "wrote {} and {}",
-        ctx.work.join("results.md").display(),
-        ctx.work.join("results.json").display()
-    );
-    Ok(())
-}
-
-/// Generates the dataset into `ctx.src`, unless an unmutated one of the same
-/// seed and scale is `reuse`d.
-pub(crate) fn generate(ctx: &mut Ctx, reuse: bool) -> Result<()> {
-    let scale_s = ctx.scale.to_string();
-    if reuse {
-        eprintln!(
-            "reusing the dataset in {} (seed {}, scale {scale_s})",
-            ctx.src.display(),
-            ctx.seed
-        );
-    } else {
-        eprintln!(
-            "generating the dataset (seed {}, scale {scale_s}) in {}",
-            ctx.seed,
-            ctx.src.display()
-        );
-        let mut c = ctx.python("gen_dataset.py");
-        c.args(["gen", "--seed", &ctx.seed.to_string(), "--out"]);
-        c.arg(&ctx.src).args(["--scale", &scale_s]);
-        let o = ctx.exec_ok(&mut c, "gen")?;
-        eprintln!("{} ({:.1} s)", o.stdout.trim(), o.secs);
-        ctx.set_marker("pristine")?;
-    }
+    docs::write_results(&ctx.work, &md, &js)?;
     Ok(())
 }
 
@@ -747,356 +628,11 @@ fn report(ctx: &Ctx, runners: &[Runner], info: &Info) -> (String, Value) {
     (md, js)
 }
 
-// ---------------------------------------------------------------- setup
-
-pub(crate) fn build_bk(root: &Path) -> Result<PathBuf> {
-    let mut c = crate::cargo_command();
-    c.args(["build", "--release", "-p", "bk-cli"])
-        .current_dir(root);
-    eprintln!("$ {}", show(&c));
-    let (status, _) = ChildGuard::spawn(&mut c)?.wait()?;
-    if !status.success() {
-        bail!("{} failed ({status})", show(&c));
-    }
-    let target = crate::target_dir(root);
-    let bk = target.join("release").join("bk");
-    if !bk.is_file() {
-        bail!("{} missing after the build", bk.display());
-    }
-    Ok(bk)
-}
-
-pub(crate) fn tool_version(tool: Tool, exe: &Path) -> Result<String> {
+fn tool_version(tool: Tool, exe: &Path) -> Result<String> {
     let arg = if tool == Tool::Restic {
         "version"
     } else {
         "--version"
     };
-    let out = Command::new(exe)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", exe.display()))?;
-    if !out.status.success() {
-        bail!("{} {arg} failed ({})", exe.display(), out.status);
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().next().unwrap_or("").trim().to_string())
-}
-
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// Empties the work directory, keeping an unmutated dataset of the same seed
-/// and scale. Returns whether that dataset is reused.
-pub(crate) fn prepare_work(work: &Path, seed: u64, scale: f64) -> Result<bool> {
-    let mut reuse = false;
-    if work.exists() {
-        let nonempty = fs::read_dir(work)
-            .with_context(|| format!("{}", work.display()))?
-            .next()
-            .is_some();
-        if nonempty && !work.join(WORK_TAG).exists() {
-            bail!(
-                "{} is not empty and was not made by `cargo xtask bench`; refusing to wipe it",
-                work.display()
-            );
-        }
-        if let Ok(text) = fs::read_to_string(work.join(MARKER)) {
-            let m: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            reuse = m["seed"].as_u64() == Some(seed)
-                && m["scale"].as_f64() == Some(scale)
-                && m["state"] == "pristine"
-                && work.join(DATASET_DIR).join(DATASET).is_dir();
-        }
-        if reuse {
-            for e in fs::read_dir(work)? {
-                let e = e?;
-                let keep = [DATASET_DIR, MARKER, WORK_TAG]
-                    .iter()
-                    .any(|k| e.file_name() == *k);
-                if !keep {
-                    remove_path(&e.path())?;
-                }
-            }
-        } else {
-            eprintln!("wiping {}", work.display());
-            fs::remove_dir_all(work)
-                .with_context(|| format!("cannot remove {}", work.display()))?;
-        }
-    }
-    fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
-    fs::write(
-        work.join(WORK_TAG),
-        "work directory of `cargo xtask bench`; wiped by it\n",
-    )?;
-    Ok(reuse)
-}
-
-// ---------------------------------------------------------------- processes
-
-/// Kills and reaps the child when dropped before it was waited for.
-#[derive(Debug)]
-pub(crate) struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    pub(crate) fn spawn(cmd: &mut Command) -> Result<Self> {
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", show(cmd)))?;
-        Ok(ChildGuard(Some(child)))
-    }
-
-    /// Waits with `wait4`; returns the exit status and the child's peak RSS in KiB.
-    pub(crate) fn wait(&mut self) -> Result<(ExitStatus, u64)> {
-        let child = self.0.as_ref().context("child already reaped")?;
-        let pid = libc::pid_t::try_from(child.id())?;
-        let mut status: libc::c_int = 0;
-        // SAFETY: `rusage` is a plain C struct; all-zero bytes are a valid value.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: `pid` is our own child, not reaped yet; `status` and `ru`
-            // are valid for writes for the duration of the call.
-            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-            if r == pid {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if r == -1 && err.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(anyhow::Error::new(err).context("wait4"));
-        }
-        // Reaped: the pid may be reused from now on, so never signal it again.
-        // (Dropping a `Child` neither waits nor kills.)
-        self.0 = None;
-        Ok((
-            ExitStatus::from_raw(status),
-            u64::try_from(ru.ru_maxrss).unwrap_or(0),
-        ))
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) cmd: String,
-    pub(crate) status: ExitStatus,
-    pub(crate) secs: f64,
-    pub(crate) max_rss_kib: u64,
-    pub(crate) stdout: String,
-    pub(crate) stderr_tail: String,
-}
-
-impl Outcome {
-    pub(crate) fn check(&self) -> Result<()> {
-        if self.status.success() {
-            return Ok(());
-        }
-        let mut msg = format!("{} failed ({})", self.cmd, self.status);
-        if !self.stderr_tail.trim().is_empty() {
-            msg.push_str(":\n");
-            msg.push_str(self.stderr_tail.trim_end());
-        } else if !self.stdout.trim().is_empty() {
-            msg.push_str(":\n");
-            msg.push_str(tail_str(&self.stdout, 4000).trim_end());
-        }
-        bail!(msg)
-    }
-}
-
-/// Runs `cmd` with stdout and stderr going to `PREFIX.out` / `PREFIX.err`,
-/// timing it from spawn to reap.
-pub(crate) fn exec(cmd: &mut Command, prefix: &Path) -> Result<Outcome> {
-    let with_ext = |ext: &str| {
-        let mut p = prefix.as_os_str().to_owned();
-        p.push(ext);
-        PathBuf::from(p)
-    };
-    let (out_path, err_path) = (with_ext(".out"), with_ext(".err"));
-    cmd.stdin(Stdio::null())
-        .stdout(File::create(&out_path).with_context(|| format!("{}", out_path.display()))?)
-        .stderr(File::create(&err_path).with_context(|| format!("{}", err_path.display()))?);
-    let start = Instant::now();
-    let (status, max_rss_kib) = ChildGuard::spawn(cmd)?.wait()?;
-    let secs = start.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&fs::read(&out_path)?).into_owned();
-    let stderr_tail = file_tail(&err_path, 4000)?;
-    Ok(Outcome {
-        cmd: show(cmd),
-        status,
-        secs,
-        max_rss_kib,
-        stdout,
-        stderr_tail,
-    })
-}
-
-fn file_tail(path: &Path, n: u64) -> Result<String> {
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(n)))?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn tail_str(s: &str, n: usize) -> &str {
-    let mut i = s.len().saturating_sub(n);
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    &s[i..]
-}
-
-/// A shell-like rendering of a command line (without its environment).
-pub(crate) fn show(cmd: &Command) -> String {
-    let mut s = String::new();
-    if let Some(d) = cmd.get_current_dir() {
-        let _ = write!(s, "cd {} && ", shell_quote(&d.to_string_lossy()));
-    }
-    s.push_str(&shell_quote(&cmd.get_program().to_string_lossy()));
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&shell_quote(&a.to_string_lossy()));
-    }
-    s
-}
-
-pub(crate) fn shell_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-// ---------------------------------------------------------------- files
-
-/// Reads every regular file below `dir` once, to warm the page cache.
-pub(crate) fn warm(dir: &Path) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).with_context(|| format!("{}", d.display()))? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                let mut f =
-                    File::open(e.path()).with_context(|| format!("{}", e.path().display()))?;
-                while f.read(&mut buf)? > 0 {}
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Sum of the sizes of the regular files below `dir`.
-pub(crate) fn dir_bytes(dir: &Path) -> Result<u64> {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).with_context(|| format!("{}", d.display()))? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                total += e.metadata()?.len();
-            }
-        }
-    }
-    Ok(total)
-}
-
-pub(crate) fn remove_path(p: &Path) -> Result<()> {
-    let res = match fs::symlink_metadata(p) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => Err(e),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-    };
-    res.with_context(|| format!("cannot remove {}", p.display()))
-}
-
-// ---------------------------------------------------------------- machine
-
-#[derive(Debug)]
-pub(crate) struct Machine {
-    pub(crate) nproc: usize,
-    pub(crate) cpu: String,
-    pub(crate) mem_kib: u64,
-}
-
-pub(crate) fn machine_info() -> Machine {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let field = |file: &str, key: &str| -> Option<String> {
-        let text = fs::read_to_string(file).ok()?;
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim().to_string())
-        })
-    };
-    let cpu = field("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
-    let mem_kib = field("/proc/meminfo", "MemTotal")
-        .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    Machine {
-        nproc,
-        cpu,
-        mem_kib,
-    }
-}
-
-/// `git describe --always --dirty` of the workspace, without taking the index lock.
-pub(crate) fn bk_commit(root: &Path) -> String {
-    Command::new("git")
-        .args(["describe", "--always", "--dirty"])
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-pub(crate) fn date_utc() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .stdin(Stdio::null())
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-pub(crate) fn unix_time() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-pub(crate) fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
+    version_line(exe, arg)
 }

@@ -17,28 +17,31 @@
 //! `RCLONE_CONFIG`) for rclone and restic, an `lftp -f` script (mode 600) for
 //! lftp.
 
-use std::collections::{BTreeMap, VecDeque};
+// tidy: long file: one benchmark against five peer tools: each tool's command for each step stands in one match, so that they compare side by side
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bk_testkit::{ServerKind, ServerOptions, TestServer};
 use serde_json::{Value, json};
 
-use crate::bench::{
-    self, Ctx, DATASET, DATASET_DIR, MARKER, bk_commit, date_utc, dir_bytes, find_on_path,
-    machine_info, mb, remove_path, unix_time, warm,
-};
+use xtask::util;
+use xtask::util::build::{Profile, build_bk};
+use xtask::util::dataset::{Ctx, DATASET, DATASET_DIR, MARKER, generate, prepare_work};
+use xtask::util::docs;
+use xtask::util::files::{dir_bytes, remove_path, warm, write_secret};
+use xtask::util::machine::{bk_commit, date_utc, load1, loadavg, machine_info, mb, unix_time};
+use xtask::util::process::{find_on_path, tail, version_line};
+
+use crate::counting_proxy::{CountingProxy, Counts};
 
 const HELP: &str = "\
 usage: cargo xtask bench --ftp [--scale F] [--seed N] [--work DIR] [--tools LIST]
@@ -222,38 +225,20 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
         docs: true,
         keep: false,
     };
-    let mut a = crate::flags::Flags::new(args);
+    let mut a = util::flags::Flags::new(args);
     while let Some(flag) = a.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => {
                 print!("{HELP}");
                 return Ok(None);
             }
-            "--scale" => {
-                let v = a.value()?;
-                o.scale = v
-                    .parse()
-                    .with_context(|| format!("--scale {v:?}: not a number"))?;
-                if !(o.scale.is_finite() && o.scale > 0.0) {
-                    bail!("--scale must be positive");
-                }
-            }
-            "--seed" => {
-                let v = a.value()?;
-                o.seed = v
-                    .parse()
-                    .with_context(|| format!("--seed {v:?}: not a non-negative integer"))?;
-            }
+            "--scale" => o.scale = a.positive_f64()?,
+            "--seed" => o.seed = a.u64()?,
             "--work" => o.work = Some(PathBuf::from(a.value()?)),
             "--tools" => {
                 o.tools.clear();
-                for name in a
-                    .value()?
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                {
-                    let t = match name {
+                for name in a.list()? {
+                    let t = match name.as_str() {
                         "bk" => continue,
                         "restic" => Tool::Restic,
                         "duplicity" => Tool::Duplicity,
@@ -272,13 +257,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>> {
             }
             "--passive-ports" => {
                 let v = a.value()?;
-                let parsed = v
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)));
-                o.passive = match parsed {
-                    Some((lo, hi)) if lo > 0 && lo <= hi => lo..=hi,
-                    _ => bail!("--passive-ports {v:?}: expected LO-HI"),
-                };
+                o.passive = util::flags::port_range(&v)
+                    .with_context(|| format!("--passive-ports {v:?}: expected LO-HI"))?;
             }
             "--no-count" if a.bare() => o.count = false,
             "--no-docs" if a.bare() => o.docs = false,
@@ -347,7 +327,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     };
     let started = unix_time();
     let load_start = loadavg();
-    let root = crate::workspace_root();
+    let root = util::workspace_root();
     if !ServerKind::PureFtpd.is_installed() {
         bail!("pure-ftpd is not installed (apt-get install -y pure-ftpd)");
     }
@@ -375,12 +355,12 @@ pub fn run(args: Vec<String>) -> Result<()> {
         Some(w) => std::env::current_dir()?.join(w),
         None => root.join("target").join("bench-over-ftp"),
     };
-    let reuse = bench::prepare_work(&work, opts.seed, opts.scale)?;
+    let reuse = prepare_work(&work, opts.seed, opts.scale)?;
     let work = work
         .canonicalize()
         .with_context(|| format!("{}", work.display()))?;
-    let bk = bench::build_bk(&root)?;
-    let bk_version = bench::tool_version(bench::Tool::Bk, &bk)?;
+    let bk = build_bk(&root, Profile::Release)?;
+    let bk_version = version_line(&bk, "--version")?;
     let logs = work.join("logs");
     fs::create_dir_all(&logs)?;
     let mut ctx = Ctx {
@@ -392,7 +372,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         seed: opts.seed,
         scale: opts.scale,
     };
-    bench::generate(&mut ctx, reuse)?;
+    generate(&mut ctx, reuse)?;
     let stats_v0 = ctx.stats("stats-v0")?;
     eprintln!("dataset: {stats_v0}");
 
@@ -457,17 +437,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         passive: opts.passive.clone(),
     };
     let (md, js) = report(&b, &info);
-    print!("{md}");
-    fs::write(b.ctx.work.join("results.md"), &md)?;
-    fs::write(
-        b.ctx.work.join("results.json"),
-        serde_json::to_string_pretty(&js)? + "\n",
-    )?;
-    eprintln!(
-        "wrote {} and {}",
-        b.ctx.work.join("results.md").display(),
-        b.ctx.work.join("results.json").display()
-    );
+    docs::write_results(&b.ctx.work, &md, &js)?;
     if opts.docs {
         let docs = b.ctx.root.join("docs").join("BENCHMARKS.md");
         write_docs_section(&docs, &md)?;
@@ -1474,51 +1444,15 @@ fn peak_rss_mb(b: &Bench, t: Tool) -> Option<f64> {
 /// Puts `md` (which starts with [`SECTION`]) into the file in place of an
 /// earlier copy of that section, or at the end; the rest is kept as is.
 fn write_docs_section(path: &Path, md: &str) -> Result<()> {
-    let old = fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let section = format!(
         "{}\n\nReproduce: `cargo xtask bench --ftp` (as root, with pure-ftpd; \
          `apt-get install -y restic rclone duplicity lftp`).\n",
         md.trim_end()
     );
-    let head = format!("\n{SECTION}\n");
-    let new = match old.find(&head) {
-        Some(start) => {
-            let body = start + head.len();
-            let end = old[body..]
-                .find("\n## ")
-                .map_or(old.len(), |i| body + i + 1);
-            let mut s = old[..start].trim_end().to_string();
-            s.push_str("\n\n");
-            s.push_str(&section);
-            let rest = &old[end..];
-            if !rest.trim().is_empty() {
-                s.push('\n');
-                s.push_str(rest.trim_end());
-                s.push('\n');
-            }
-            s
-        }
-        None => format!("{}\n\n{section}", old.trim_end()),
-    };
-    fs::write(path, new)?;
-    Ok(())
+    docs::write_section(path, SECTION, &section)
 }
 
 // ---------------------------------------------------------------- helpers
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn load1() -> f64 {
-    loadavg()
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn lftp_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -1535,288 +1469,4 @@ fn slugify(s: &str) -> String {
 fn last_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut i = s.len().saturating_sub(n);
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    &s[i..]
-}
-
-fn write_secret(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = fs::remove_file(path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------- counting proxy
-//
-// Shared with `bench-ftp`. Control connections only; data connections go to
-// the server directly, since pure-ftpd announces 127.0.0.1 in PASV and EPSV
-// reuses the control address.
-
-/// Commands that open a data connection.
-const DATA_VERBS: [&str; 7] = ["STOR", "RETR", "APPE", "STOU", "LIST", "NLST", "MLSD"];
-
-/// What went over the control connections since the last [`CountingProxy::take`].
-#[derive(Debug, Default)]
-pub(crate) struct Counts {
-    pub(crate) connections: u64,
-    pub(crate) verbs: BTreeMap<String, u64>,
-    /// Final replies by the command they answer (`(greeting)` for the
-    /// server's first line) and code.
-    pub(crate) replies: BTreeMap<(String, u16), u64>,
-    /// The arguments (paths) of the data commands, counted.
-    pub(crate) paths: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Sum of the sizes pure-ftpd announces for downloads
-    /// (`150 N kbytes to download`; a resumed RETR announces what is left).
-    pub(crate) retr_kbytes: f64,
-}
-
-impl Counts {
-    pub(crate) fn get(&self, verb: &str) -> u64 {
-        self.verbs.get(verb).copied().unwrap_or(0)
-    }
-
-    pub(crate) fn logins(&self) -> u64 {
-        self.get("PASS")
-    }
-
-    pub(crate) fn data_connections(&self) -> u64 {
-        DATA_VERBS.iter().map(|v| self.get(v)).sum()
-    }
-
-    pub(crate) fn commands(&self) -> u64 {
-        self.verbs.values().sum()
-    }
-
-    /// `SIZE 4000, STOR 2000, …`, most frequent first.
-    pub(crate) fn verbs_text(&self) -> String {
-        let mut v: Vec<(&String, &u64)> = self.verbs.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        v.iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// `RETR 312 on 84 paths, MLSD 149 on 75 paths`: data commands and the
-    /// distinct paths they named.
-    pub(crate) fn repeats_text(&self) -> String {
-        let v: Vec<String> = self
-            .paths
-            .iter()
-            .map(|(verb, p)| format!("{verb} {} on {} paths", p.values().sum::<u64>(), p.len()))
-            .collect();
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    }
-
-    /// `MKD 550 ×20, EPSV 425 ×1` for the 4xx and 5xx replies, or `none`.
-    pub(crate) fn errors_text(&self) -> String {
-        let v: Vec<String> = self
-            .replies
-            .iter()
-            .filter(|((_, code), _)| *code >= 400)
-            .map(|((verb, code), n)| format!("{verb} {code} ×{n}"))
-            .collect();
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct ProxyState {
-    active: AtomicU64,
-    counts: Mutex<Counts>,
-}
-
-impl ProxyState {
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A TCP relay in front of the server's control port that counts
-/// connections and command verbs (never arguments: PASS carries the password).
-#[derive(Debug)]
-pub(crate) struct CountingProxy {
-    port: u16,
-    state: Arc<ProxyState>,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl CountingProxy {
-    pub(crate) fn start(target: SocketAddr) -> Result<CountingProxy> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = listener.local_addr()?.port();
-        let state = Arc::new(ProxyState::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (Arc::clone(&state), Arc::clone(&stop));
-        let accept = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = conn else { continue };
-                st.active.fetch_add(1, Ordering::SeqCst);
-                st.counts().connections += 1;
-                let st = Arc::clone(&st);
-                std::thread::spawn(move || {
-                    if let Err(e) = relay(client, target, &st) {
-                        eprintln!("counting proxy: {e}");
-                    }
-                    st.active.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Ok(CountingProxy {
-            port,
-            state,
-            stop,
-            accept: Some(accept),
-        })
-    }
-
-    pub(crate) fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The counts so far (after the open connections are closed, or 5 s),
-    /// starting over from zero.
-    pub(crate) fn take(&self) -> Counts {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.state.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::mem::take(&mut *self.state.counts())
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Relays one control connection, counting the client's command verbs.
-fn relay(client: TcpStream, target: SocketAddr, st: &Arc<ProxyState>) -> io::Result<()> {
-    let server = TcpStream::connect(target)?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let from_server = server.try_clone()?;
-    let mut to_client = client.try_clone()?;
-    let st_down = Arc::clone(st);
-    // The verbs sent and not yet answered: FTP answers in order.
-    let pending = Arc::new(Mutex::new(VecDeque::<String>::new()));
-    let pending_down = Arc::clone(&pending);
-    let down = std::thread::spawn(move || {
-        let mut reader = BufReader::new(from_server);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            // The final line of a reply: three digits and a space.
-            if line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit) && line[3] == b' ' {
-                let code = line[..3]
-                    .iter()
-                    .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-                // 1xx replies are preliminary: the command's final reply follows.
-                let verb = if code >= 200 {
-                    pending_down
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .pop_front()
-                } else {
-                    None
-                };
-                if code == 150 {
-                    // pure-ftpd: "150 17408.3 kbytes to download".
-                    let text = String::from_utf8_lossy(&line);
-                    if let Some(k) = text
-                        .strip_prefix("150 ")
-                        .and_then(|t| t.split_once(" kbytes to download"))
-                        .and_then(|(n, _)| n.trim().parse::<f64>().ok())
-                    {
-                        st_down.counts().retr_kbytes += k;
-                    }
-                }
-                if code >= 200 {
-                    let verb = verb.unwrap_or_else(|| "(greeting)".to_string());
-                    *st_down.counts().replies.entry((verb, code)).or_default() += 1;
-                }
-            }
-            if to_client.write_all(&line).is_err() {
-                break;
-            }
-        }
-        let _ = to_client.shutdown(Shutdown::Write);
-    });
-    let mut to_server = server;
-    let mut reader = BufReader::new(client);
-    let mut line = Vec::new();
-    let result = loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => break Ok(()),
-            Ok(_) => {}
-            Err(e) => break Err(e),
-        }
-        let verb = line
-            .split(|b| b.is_ascii_whitespace())
-            .next()
-            .map(|v| String::from_utf8_lossy(v).to_ascii_uppercase())
-            .unwrap_or_default();
-        if !verb.is_empty() {
-            let mut counts = st.counts();
-            *counts.verbs.entry(verb.clone()).or_default() += 1;
-            // Data commands name paths, never secrets: keep them.
-            if DATA_VERBS.contains(&verb.as_str()) {
-                let arg = String::from_utf8_lossy(&line[verb.len().min(line.len())..])
-                    .trim()
-                    .to_string();
-                *counts
-                    .paths
-                    .entry(verb.clone())
-                    .or_default()
-                    .entry(arg)
-                    .or_default() += 1;
-            }
-            drop(counts);
-            pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_back(verb);
-        }
-        if let Err(e) = to_server.write_all(&line) {
-            break Err(e);
-        }
-    };
-    let _ = to_server.shutdown(Shutdown::Write);
-    let _ = down.join();
-    result
 }

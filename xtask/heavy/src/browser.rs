@@ -7,67 +7,33 @@
 //! server → the recovered files match the first version. Every screen is
 //! saved as a PNG.
 //!
-//! [`browser_scenario`] is the scenario itself, for `cargo xtask e2e` to run
-//! against its own server; [`run`] starts everything it needs.
+//! [`browser_scenario`] is the scenario itself, run by `cargo xtask e2e`
+//! against its own server and by `cargo xtask e2e-web` (which starts
+//! everything it needs); [`perf_scenario`] times a backup started from the UI.
+
+// tidy: long file: one browser scenario whose steps depend on each other in order, plus the UI-vs-CLI timing that reuses its browser and web server
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use bk_testkit::{ServerKind, ServerOptions, TestServer};
+use bk_testkit::TestServer;
 use fantoccini::{Client, ClientBuilder, Locator};
-
-const HELP: &str = "\
-usage: cargo xtask e2e-web [--screenshots DIR] [--perf SCALE] [--keep]
-
-Runs the web UI in headless Chromium against `bk web` and an embedded FTP
-server, and saves a screenshot of each screen (default directory
-target/e2e-web/screenshots; pass --screenshots docs/screenshots to update the
-committed ones). Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian:
-apt-get install chromium chromium-driver).
-
-  --screenshots DIR  where to write the PNGs
-  --perf SCALE       also time a backup of the bench dataset (tests/bench/
-                     gen_dataset.py at SCALE; 1.0 is its default, ~1.65 GB)
-                     started from the UI against the same `bk backup`, and
-                     check that the job page updates at least once a second
-  --keep             keep the work directory (target/e2e-web/work)
-";
-
-/// A child process killed when dropped.
-struct Guard {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Guard {
-    fn check_alive(&mut self) -> Result<()> {
-        if let Some(st) = self.child.try_wait()? {
-            bail!("{} exited early ({st})", self.name);
-        }
-        Ok(())
-    }
-}
+use xtask::util::dataset;
+use xtask::util::process::ChildGuard;
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_port(port: u16, what: &str, guard: &mut Guard) -> Result<()> {
+fn wait_port(port: u16, what: &str, guard: &mut ChildGuard) -> Result<()> {
     let t = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        guard.check_alive()?;
+        guard.check_alive(what)?;
         if t.elapsed() > Duration::from_secs(30) {
             bail!("{what} did not listen on port {port} within 30 s");
         }
@@ -90,90 +56,6 @@ fn locate(names: &[&str]) -> Option<PathBuf> {
 
 /// Results of the browser scenario: check name → passed.
 pub(crate) type Checks = Vec<(String, bool)>;
-
-pub(crate) fn run(args: Vec<String>) -> Result<()> {
-    let mut shots: Option<PathBuf> = None;
-    let mut keep = false;
-    let mut perf: Option<f64> = None;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--screenshots" => shots = Some(it.next().context("--screenshots DIR")?.into()),
-            "--keep" => keep = true,
-            "--perf" => {
-                let v = it.next().context("--perf SCALE")?;
-                perf = Some(
-                    v.parse()
-                        .with_context(|| format!("--perf {v:?}: not a number"))?,
-                );
-            }
-            "-h" | "--help" => {
-                print!("{HELP}");
-                return Ok(());
-            }
-            other => bail!("unknown argument {other:?}\n\n{HELP}"),
-        }
-    }
-    let root = crate::workspace_root();
-    let out = crate::target_dir(&root).join("e2e-web");
-    let shots = match shots {
-        Some(p) if p.is_absolute() => p,
-        Some(p) => std::env::current_dir()?.join(p),
-        None => out.join("screenshots"),
-    };
-    let work = out.join("work");
-    if work.exists() {
-        fs::remove_dir_all(&work)?;
-    }
-    fs::create_dir_all(&work)?;
-    let bk = build_bk(&root)?;
-    let password = format!(
-        "e2e-web-{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos()
-    );
-    let server = TestServer::start(
-        ServerKind::Embedded,
-        ServerOptions {
-            user: "e2e".into(),
-            password: password.clone(),
-            ..ServerOptions::default()
-        },
-    )
-    .context("starting the embedded FTP server")?;
-    let t = Instant::now();
-    let mut checks = browser_scenario(&bk, &server, &password, &work, &shots)?;
-    if let Some(scale) = perf {
-        checks.extend(perf_scenario(&bk, &root, &work.join("perf"), scale)?);
-    }
-    for (name, ok) in &checks {
-        println!("{} {name}", if *ok { "PASS" } else { "FAIL" });
-    }
-    let failed: Vec<_> = checks.iter().filter(|(_, ok)| !ok).collect();
-    println!(
-        "\ne2e-web: {} passed, {} failed ({:.1} s); screenshots in {}",
-        checks.len() - failed.len(),
-        failed.len(),
-        t.elapsed().as_secs_f64(),
-        shots.display()
-    );
-    if !keep {
-        let _ = fs::remove_dir_all(&work);
-    }
-    if !failed.is_empty() {
-        bail!("{} browser check(s) failed", failed.len());
-    }
-    Ok(())
-}
-
-fn build_bk(root: &Path) -> Result<PathBuf> {
-    let mut c = crate::cargo_command();
-    c.args(["build", "-p", "bk-cli"]).current_dir(root);
-    let st = c.status().context("running cargo build")?;
-    if !st.success() {
-        bail!("cargo build -p bk-cli failed ({st})");
-    }
-    Ok(crate::target_dir(root).join("debug").join("bk"))
-}
 
 /// Every file under `dir` with its bytes.
 fn tree(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
@@ -225,7 +107,7 @@ fn start_web(
     root: &Path,
     logs: &Path,
     tag: &str,
-) -> Result<(Guard, u16)> {
+) -> Result<(ChildGuard, u16)> {
     let port = free_port()?;
     let mut c = Command::new(bk);
     if let Some(r) = repo {
@@ -241,17 +123,14 @@ fn start_web(
     .stdin(Stdio::null())
     .stdout(fs::File::create(logs.join(format!("{tag}.out")))?)
     .stderr(fs::File::create(logs.join(format!("{tag}.err")))?);
-    let mut g = Guard {
-        name: "bk web",
-        child: c.spawn().context("starting bk web")?,
-    };
+    let mut g = ChildGuard::spawn(&mut c).context("starting bk web")?;
     wait_port(port, "bk web", &mut g)?;
     Ok((g, port))
 }
 
 /// chromedriver on a free port, and a headless Chromium session through it.
 struct Browser {
-    _driver: Guard,
+    _driver: ChildGuard,
     rt: tokio::runtime::Runtime,
     client: Client,
 }
@@ -263,22 +142,18 @@ impl Browser {
         let driver = locate(&["chromedriver"])
             .context("chromedriver not found (apt-get install chromium-driver)")?;
         let port = free_port()?;
-        let mut g = Guard {
-            name: "chromedriver",
-            // At a lower priority (Chromium inherits it): a user's browser
-            // normally runs on another machine than `bk web`; here it shares
-            // the 2 cores with the backup it watches, and must not be what
-            // the UI-vs-CLI timing measures. `nice` execs, so the pid stays.
-            child: Command::new("nice")
-                .args(["-n", "10"])
-                .arg(&driver)
-                .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-                .stdin(Stdio::null())
-                .stdout(fs::File::create(logs.join("chromedriver.out"))?)
-                .stderr(fs::File::create(logs.join("chromedriver.err"))?)
-                .spawn()
-                .context("starting chromedriver")?,
-        };
+        // At a lower priority (Chromium inherits it): a user's browser
+        // normally runs on another machine than `bk web`; here it shares
+        // the 2 cores with the backup it watches, and must not be what
+        // the UI-vs-CLI timing measures. `nice` execs, so the pid stays.
+        let mut c = Command::new("nice");
+        c.args(["-n", "10"])
+            .arg(&driver)
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(logs.join("chromedriver.out"))?)
+            .stderr(fs::File::create(logs.join("chromedriver.err"))?);
+        let mut g = ChildGuard::spawn(&mut c).context("starting chromedriver")?;
         wait_port(port, "chromedriver", &mut g)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -357,7 +232,7 @@ pub(crate) fn browser_scenario(
         .rt
         .block_on(s.scenario(server, password, &ftp_base, &dataset));
     browser.close();
-    web.check_alive()
+    web.check_alive("bk web")
         .context("bk web died during the scenario")?;
     r?;
     let mut checks = s.checks;
@@ -401,11 +276,7 @@ pub(crate) fn perf_scenario(bk: &Path, root: &Path, work: &Path, scale: f64) -> 
     let local = work.join("local");
     let data = local.join("perf");
     fs::create_dir_all(&local)?;
-    let st = Command::new("python3")
-        .arg(root.join("tests/bench/gen_dataset.py"))
-        .args(["gen", "--seed", "1", "--out"])
-        .arg(&data)
-        .args(["--scale", &scale.to_string()])
+    let st = dataset::gen_command(root, 1, &data, scale)
         .status()
         .context("running tests/bench/gen_dataset.py")?;
     if !st.success() {
