@@ -37,6 +37,14 @@ const WEB_FTP_ALLOWED: &[(&str, &str)] = &[
         "crates/bk-web/src/session.rs",
         "a browsing session holds its FTP connection pool",
     ),
+    (
+        "crates/bk-web/src/lib.rs",
+        "WebOptions carries the FTP settings the UI browses with, and the UI password as a Secret",
+    ),
+    (
+        "crates/bk-web/src/routes/mod.rs",
+        "the shared route helpers open, list and name entries of the session's FTP server",
+    ),
 ];
 
 /// The module that owns hashing (blob, tree and pack ids).

@@ -1,3 +1,4 @@
+// tidy: long file: FtpClient is one type over one control connection; its transfer, listing and login halves share private state
 //! One FTP/FTPS connection.
 
 use std::fs::{self, File, OpenOptions};

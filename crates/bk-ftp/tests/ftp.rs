@@ -1,3 +1,4 @@
+// tidy: long file: the FTP compatibility suite, one test per behaviour, run against every server of the matrix
 //! bk-ftp against real FTP servers started by bk-testkit: the embedded
 //! libunftp server by default, Debian's pure-ftpd, vsftpd and proftpd when
 //! `BK_FTP_SERVERS` names them (CI does).

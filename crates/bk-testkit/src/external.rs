@@ -1,3 +1,4 @@
+// tidy: long file: the Debian FTP servers (pure-ftpd, vsftpd, proftpd): one config writer and launcher each, side by side so they stay alike
 //! pure-ftpd, vsftpd and proftpd as child processes.
 
 use std::fmt::Write as _;

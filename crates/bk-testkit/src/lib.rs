@@ -1,3 +1,4 @@
+// tidy: long file: the test kit's public surface (servers, trees, comparisons) in one place for test authors
 //! Real FTP servers for bk's tests, started on `127.0.0.1` only.
 //!
 //! [`TestServer::start`] starts one server in a fresh temporary directory and

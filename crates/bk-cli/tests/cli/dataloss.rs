@@ -1,3 +1,4 @@
+// tidy: long file: issue 9's data-loss cases, one test each, local and FTP side by side
 //! Issue 9: the ways an adversarial review lost data, each on a local
 //! repository and, where the backend or the network is involved, on an FTP
 //! one (the embedded server; its files are damaged through its directory on

@@ -1,3 +1,4 @@
+// tidy: long file: every file kind and metadata round trip, one test each
 //! Changes and metadata that must not be lost (issue 9, items 5 and 6):
 //! ctime catches rewrites whose mtime was put back, extended attributes and
 //! ACLs round-trip, sparse files stay sparse, metadata-only changes are

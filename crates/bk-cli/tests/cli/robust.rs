@@ -1,3 +1,4 @@
+// tidy: long file: the robustness test: one randomized run of damage, kills and restores with its own fault helpers
 //! Random actions against a model (issue 9, acceptance point 3), in the
 //! spirit of kopia's robustness suite: random changes to a dataset, backups
 //! (some killed with SIGKILL), restores, and corruptions of the repository,
