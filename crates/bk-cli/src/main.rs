@@ -5,6 +5,9 @@
 //! parse input, call a bk-core operation and render its result; they never
 //! pick a connector or assemble a pipeline themselves.
 
+// Doc comments here are clap's --help text (`host[:port]` is not a link).
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod cmd;
 mod connect;
 mod exit;

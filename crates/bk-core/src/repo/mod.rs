@@ -124,6 +124,10 @@ impl Config {
     }
 }
 
+/// An index and the names of the index files and damage records it was
+/// loaded from.
+type CachedIndex = (Vec<String>, Arc<Index>);
+
 /// A repository on some backend.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -133,7 +137,7 @@ pub struct Repository {
     notes: Arc<Mutex<Vec<String>>>,
     /// The index as [`Repository::index`] loaded it, with the names of the
     /// index files and damage records it was loaded from.
-    index: Arc<Mutex<Option<(Vec<String>, Arc<Index>)>>>,
+    index: Arc<Mutex<Option<CachedIndex>>>,
 }
 
 /// (pack, its blob entries) lists, as index files hold them.
