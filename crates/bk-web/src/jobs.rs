@@ -456,6 +456,7 @@ mod tests {
     fn a_job_reports_progress_and_its_end() {
         let store = JobStore::default();
         let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (reported, seen) = std::sync::mpsc::channel::<()>();
         let job = store.spawn(JobKind::Backup, "t".into(), "ds".into(), move |j, _| {
             let t = Tracker(j);
             let totals = bk_core::Totals {
@@ -465,13 +466,14 @@ mod tests {
             bk_core::Progress::phase(&t, bk_core::Phase::Read, totals);
             bk_core::Progress::bytes(&t, b"a/b", 100);
             bk_core::Progress::file_done(&t, b"a/b");
+            // Looked at only now: the current name is set best effort
+            // (never waiting for a reader of the page), so a view taken
+            // while `bytes` runs may miss it.
+            reported.send(()).ok();
             rx.recv().ok();
             Ok(Summary::default())
         });
-        let t = Instant::now();
-        while job.view().files_done < 1 && t.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        seen.recv_timeout(Duration::from_secs(10)).unwrap();
         let v = job.view();
         assert_eq!(v.state, "running");
         assert_eq!((v.files_done, v.files_total), (1, 2));
