@@ -460,3 +460,66 @@ fn password_prompt_on_a_terminal() {
         String::from_utf8_lossy(&shown)
     );
 }
+
+/// A file that fails mid-upload (its second chunk is damaged in the
+/// repository) is reported, and leaves neither a partial file under its
+/// name nor a temporary upload on the server.
+#[test]
+fn a_file_that_fails_mid_upload_leaves_no_partial_upload_on_the_server() {
+    use bk_core::Repository;
+    use bk_core::repo::layout::pack_name;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("big.bin"), random_bytes(11, 6_000_000)).unwrap();
+    fs::write(data.join("ok.txt"), "fine").unwrap();
+    let repo = tmp.path().join("repo");
+    backup(&repo, &data, &["--dataset", "ds"], 0);
+
+    // Damage the second chunk of big.bin where its pack holds it.
+    let r = Repository::open_local(&repo).unwrap();
+    let idx = r.load_index().unwrap();
+    let snap = r.snapshots(Some("ds")).unwrap().pop().unwrap();
+    let root = r.read_tree(&idx, &snap.tree).unwrap();
+    let node = root.find(b"big.bin").unwrap();
+    assert!(
+        node.content.len() >= 2,
+        "one chunk only: the test needs two"
+    );
+    let loc = idx.get(&node.content[1]).unwrap();
+    let pack = repo.join(pack_name(&loc.pack));
+    let mut bytes = fs::read(&pack).unwrap();
+    let at = (loc.entry.offset + loc.entry.length / 2) as usize;
+    bytes[at] ^= 0xff;
+    fs::write(&pack, bytes).unwrap();
+
+    let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+    let remote = format!("{}/out", s.remote_base().trim_end_matches('/'));
+    let to = format!("ftp://{}@{}:{}{remote}", s.user(), s.host(), s.port());
+    let o = bk_ftp(
+        &s,
+        &[
+            os("restore"),
+            os("ds"),
+            os("--repo"),
+            repo.as_os_str(),
+            os("--to"),
+            os(&to),
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("big.bin"), "{err}");
+    let out = s.local_path(&remote);
+    assert_eq!(fs::read_to_string(out.join("ok.txt")).unwrap(), "fine");
+    assert!(!out.join("big.bin").exists(), "a partial big.bin is there");
+    let names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("bkftp-part")),
+        "a partial upload was left: {names:?}"
+    );
+}

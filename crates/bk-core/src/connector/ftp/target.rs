@@ -172,7 +172,14 @@ impl Target for FtpTarget {
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
                     attempt += 1;
                 }
-                Err((e, _)) => return Err(e),
+                Err((e, _)) => {
+                    // Best effort, one attempt: a restore that failed here
+                    // (damaged data, a cancel, a dead network) leaves no
+                    // partial upload behind, and a dead network does not
+                    // hold it up.
+                    let _ = self.pool.run(false, |c| c.remove_file(&tmp));
+                    return Err(e);
+                }
             }
         }
     }
