@@ -154,9 +154,8 @@ impl Backend for FtpBackend {
         let p = self.path(name);
         self.ensure_parent(&p)?;
         // Each attempt has a temporary name of its own; those of failed
-        // attempts are removed once the write is done (the server may have
-        // gone on writing them after the cut), and any left over are removed
-        // by the next writer's recovery.
+        // attempts are removed once the write succeeded (the server may have
+        // gone on writing them after the cut).
         let mut failed = Vec::new();
         let r = self
             .pool
@@ -184,8 +183,12 @@ impl Backend for FtpBackend {
                 }
             })
             .map_err(|e| backend_err("writing", name, to_io(e)));
-        for tmp in &failed {
-            let _ = self.pool.run(true, |c: &mut FtpClient| c.remove_file(tmp));
+        // After a failure the network is likely down: the next writer's
+        // recovery removes what is left, and giving up is not held up.
+        if r.is_ok() {
+            for tmp in &failed {
+                let _ = self.pool.run(true, |c: &mut FtpClient| c.remove_file(tmp));
+            }
         }
         r
     }
