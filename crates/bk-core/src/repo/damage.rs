@@ -44,8 +44,13 @@ pub(super) fn index_without(lists: PackLists, damage: &Damage) -> Index {
 impl Repository {
     /// Every damage record of the repository, merged.
     pub fn damage(&self) -> Result<Damage> {
+        self.damage_of(self.backend.list(layout::DAMAGED_DIR)?)
+    }
+
+    /// [`Repository::damage`] from these entries of `damaged/`.
+    pub(super) fn damage_of(&self, objs: Vec<ObjectInfo>) -> Result<Damage> {
         let mut all = Damage::default();
-        for obj in self.backend.list(layout::DAMAGED_DIR)? {
+        for obj in objs {
             let bytes = self.backend.read(&obj.name)?;
             match serde_json::from_slice::<Damage>(&bytes) {
                 Ok(d) => {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use chrono::Local;
 use serde::{Deserialize, Serialize};
 
-use crate::connector::backend::{Backend, is_already_exists, is_not_found};
+use crate::connector::backend::{Backend, ObjectInfo, is_already_exists, is_not_found};
 use crate::connector::local::LocalBackend;
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -405,20 +405,22 @@ impl Repository {
         // Index files and damage records are immutable and named by their
         // content, so their names say whether the cached index is current
         // (another process may have backed up since: a long-lived web UI).
-        let mut key = self.index_file_names()?;
-        key.extend(
-            self.backend
-                .list(layout::DAMAGED_DIR)?
-                .into_iter()
-                .map(|o| o.name),
-        );
+        let index_objs = self.backend.list(layout::INDEX_DIR)?;
+        let damage_objs = self.backend.list(layout::DAMAGED_DIR)?;
+        let key: Vec<String> = index_objs
+            .iter()
+            .chain(&damage_objs)
+            .map(|o| o.name.clone())
+            .collect();
         let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, i)) = &*slot
             && *k == key
         {
             return Ok(Arc::clone(i));
         }
-        let i = Arc::new(self.load_index()?);
+        let (lists, _) = self.index_files_of(index_objs)?;
+        let damage = self.damage_of(damage_objs)?;
+        let i = Arc::new(index_without(lists, &damage));
         *slot = Some((key, Arc::clone(&i)));
         Ok(i)
     }
@@ -454,9 +456,14 @@ impl Repository {
     /// The decoded index files: (pack, entries) lists, and the names of the
     /// sound files.
     pub(crate) fn index_files(&self) -> Result<(PackLists, Vec<String>)> {
+        self.index_files_of(self.backend.list(layout::INDEX_DIR)?)
+    }
+
+    /// [`Repository::index_files`] of these entries of `index/`.
+    fn index_files_of(&self, objs: Vec<ObjectInfo>) -> Result<(PackLists, Vec<String>)> {
         let mut lists = Vec::new();
         let mut names = Vec::new();
-        for obj in self.backend.list(layout::INDEX_DIR)? {
+        for obj in objs {
             let leaf = obj.name.rsplit('/').next().unwrap_or(&obj.name);
             let Some(id) = Id::from_hex(leaf) else {
                 self.note(format!(
@@ -580,5 +587,37 @@ impl Repository {
         let bytes = serde_json::to_vec_pretty(snap).expect("snapshot serializes");
         self.backend
             .replace(&layout::snapshot_name(&snap.dataset, snap.id), &bytes)
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use crate::connector::local::LocalSource;
+    use crate::ops::backup::{BackupOptions, backup};
+
+    #[test]
+    fn the_kept_index_follows_another_writers_backup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("a.txt"), "first").unwrap();
+        let root = tmp.path().join("repo");
+        let reader = Repository::open_or_init_local(&root).unwrap();
+        let src = LocalSource::new(&data, &[]).unwrap();
+        let first = backup(&reader, &src, &BackupOptions::new("ds")).unwrap();
+        let kept = reader.index().unwrap();
+        assert!(reader.tree(&first.tree).is_ok());
+
+        // Another process (another Repository value) backs up new content.
+        std::fs::write(data.join("b.txt"), "second, new").unwrap();
+        let writer = Repository::open_local(&root).unwrap();
+        let second = backup(&writer, &src, &BackupOptions::new("ds")).unwrap();
+        assert!(!kept.contains(&second.tree), "the test needs a new tree");
+        let now = reader.index().unwrap();
+        assert!(now.contains(&second.tree), "the kept index went stale");
+        assert!(reader.tree(&second.tree).is_ok());
+        // Nothing changed since: the same index is handed out again.
+        assert!(Arc::ptr_eq(&now, &reader.index().unwrap()));
     }
 }
