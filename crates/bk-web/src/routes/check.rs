@@ -39,7 +39,13 @@ pub(super) async fn check(req: HttpRequest, st: St, form: web::Form<CheckForm>) 
                 } else {
                     "checking the index, the snapshots and their trees"
                 });
-                Ok(check_summary(&bk_core::check(&repo, read_data)?))
+                // As `bk check` does: no backup writes while packs are read.
+                let _lock = repo.lock("check")?;
+                let opts = bk_core::CheckOptions::new()
+                    .read_data(read_data)
+                    .progress(Arc::new(Tracker(job.clone())))
+                    .cancel(cancel.clone());
+                Ok(check_summary(&bk_core::check_with(&repo, &opts)?))
             };
             run().map_err(|e| JobError::from_core(e, |m| scrub(m, &secret)))
         });
