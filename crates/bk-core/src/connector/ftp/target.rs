@@ -157,27 +157,38 @@ impl Target for FtpTarget {
 
     fn write_file(&self, path: &[u8], node: &Node, chunks: &mut ChunkFeed<'_>) -> Result<()> {
         let p = self.path(path).map_err(|e| Error::Invalid(e.to_string()))?;
-        let tmp = bk_ftp::temp_name(&p);
         // The upload goes to a temporary name, so a transient failure
-        // (425, a dropped connection) is retried from the start.
+        // (425, a dropped connection) is retried from the start; each
+        // attempt has a name of its own, as the repository's uploads do, so
+        // that a server still writing a cut attempt never reaches the file
+        // renamed into place.
         let cfg = self.pool.config();
         let mut delay = cfg.backoff;
         let mut attempt = 1;
+        let mut failed: Vec<String> = Vec::new();
         loop {
+            let tmp = bk_ftp::attempt_temp_name(&p);
             match self.try_write(&p, &tmp, node, chunks) {
-                Ok(()) => return Ok(()),
-                Err((e, true)) if attempt < cfg.retries => {
-                    let _ = e;
+                Ok(()) => {
+                    for t in &failed {
+                        let _ = self.pool.run(true, |c| c.remove_file(t));
+                    }
+                    return Ok(());
+                }
+                Err((_, true)) if attempt < cfg.retries => {
+                    failed.push(tmp);
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
                     attempt += 1;
                 }
                 Err((e, _)) => {
-                    // Best effort, one attempt: a restore that failed here
-                    // (damaged data, a cancel, a dead network) leaves no
-                    // partial upload behind, and a dead network does not
+                    // Best effort, one attempt each: a restore that failed
+                    // here (damaged data, a cancel, a dead network) leaves
+                    // no partial upload behind, and a dead network does not
                     // hold it up.
-                    let _ = self.pool.run(false, |c| c.remove_file(&tmp));
+                    for t in failed.iter().chain(std::iter::once(&tmp)) {
+                        let _ = self.pool.run(false, |c| c.remove_file(t));
+                    }
                     return Err(e);
                 }
             }
