@@ -18,7 +18,7 @@ use anyhow::Result;
 const DATA_VERBS: [&str; 7] = ["STOR", "RETR", "APPE", "STOU", "LIST", "NLST", "MLSD"];
 
 /// What went over the control connections since the last [`CountingProxy::take`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Counts {
     pub(crate) connections: u64,
     pub(crate) verbs: BTreeMap<String, u64>,
@@ -146,6 +146,11 @@ impl CountingProxy {
 
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The counts so far, open connections included, without starting over.
+    pub(crate) fn peek(&self) -> Counts {
+        self.state.counts().clone()
     }
 
     /// The counts so far (after the open connections are closed, or 5 s),

@@ -1,30 +1,31 @@
 //! `cargo xtask e2e-web`: the web UI in a real browser. Headless Chromium
 //! (Debian's `chromium` and `chromium-driver`), driven over WebDriver by
-//! fantoccini, against `bk web` and an FTP server started on 127.0.0.1:
-//! connect → browse the datasets → back up a directory → modify files →
-//! back up again → open the backups view, a snapshot and a comparison →
-//! recover "the state before" a time between the two backups onto the FTP
-//! server → the recovered files match the first version. Every screen is
-//! saved as a PNG.
+//! fantoccini, against `bk web` (over HTTPS with the certificate it
+//! generates) and an FTP server started on 127.0.0.1, with a counting proxy
+//! between them. Every screen is saved as a PNG.
 //!
-//! [`browser_scenario`] is the scenario itself, run by `cargo xtask e2e`
-//! against its own server and by `cargo xtask e2e-web` (which starts
-//! everything it needs); [`perf_scenario`] times a backup started from the UI.
-
-// tidy: long file: one browser scenario whose steps depend on each other in order, plus the UI-vs-CLI timing that reuses its browser and web server
+//! [`browser_scenario`] is the scenario itself (its steps are in
+//! [`scenario`]), run by `cargo xtask e2e` against its own server and by
+//! `cargo xtask e2e-web` (which starts everything it needs);
+//! [`perf_scenario`] times a backup started from the UI. This module holds
+//! the harness: `bk web`, chromedriver and the page helpers.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bk_testkit::TestServer;
 use fantoccini::{Client, ClientBuilder, Locator};
 use xtask::util::dataset;
 use xtask::util::process::ChildGuard;
+
+use crate::counting_proxy::CountingProxy;
+
+mod scenario;
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -100,19 +101,46 @@ fn make_dataset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `bk web ARGS` on a free port, logging into `logs`.
+/// A running `bk web`: its process, address and the login URL it printed.
+pub(crate) struct Web {
+    pub(crate) guard: ChildGuard,
+    /// `http://127.0.0.1:PORT` or `https://…`.
+    pub(crate) base: String,
+    /// The one-time login address (`…/login?token=…`).
+    pub(crate) login_url: String,
+    /// Its stderr, for the checks on what it logs.
+    pub(crate) stderr: PathBuf,
+}
+
+/// The login URL `bk web` prints at start, once it is in `log`.
+fn login_url_in(log: &str) -> Option<String> {
+    log.split_whitespace()
+        .find(|w| {
+            (w.starts_with("http://") || w.starts_with("https://"))
+                && w.contains("/login?token=")
+                && w.rsplit("token=")
+                    .next()
+                    .is_some_and(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .map(str::to_string)
+}
+
+/// `bk web` on a free port of 127.0.0.1, with `extra` arguments, logging
+/// into `logs/TAG.{out,err}`; waits for its login URL.
 fn start_web(
     bk: &Path,
     repo: Option<&Path>,
     root: &Path,
     logs: &Path,
     tag: &str,
-) -> Result<(ChildGuard, u16)> {
+    extra: &[&str],
+) -> Result<Web> {
     let port = free_port()?;
     let mut c = Command::new(bk);
     if let Some(r) = repo {
         c.arg("--repo").arg(r);
     }
+    let stderr = logs.join(format!("{tag}.err"));
     c.args([
         "web",
         "--listen",
@@ -120,12 +148,30 @@ fn start_web(
         "--allow-root",
     ])
     .arg(root)
+    .args(extra)
     .stdin(Stdio::null())
     .stdout(fs::File::create(logs.join(format!("{tag}.out")))?)
-    .stderr(fs::File::create(logs.join(format!("{tag}.err")))?);
+    .stderr(fs::File::create(&stderr)?);
     let mut g = ChildGuard::spawn(&mut c).context("starting bk web")?;
     wait_port(port, "bk web", &mut g)?;
-    Ok((g, port))
+    let t = Instant::now();
+    let login_url = loop {
+        if let Some(u) = login_url_in(&fs::read_to_string(&stderr).unwrap_or_default()) {
+            break u;
+        }
+        g.check_alive("bk web")?;
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("bk web printed no login URL within 10 s (see {})", stderr.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let base = login_url[..login_url.find("/login").expect("checked")].to_string();
+    Ok(Web {
+        guard: g,
+        base,
+        login_url,
+        stderr,
+    })
 }
 
 /// chromedriver on a free port, and a headless Chromium session through it.
@@ -161,6 +207,7 @@ impl Browser {
         let profile = work.join("chromium-profile");
         let caps = serde_json::json!({
             "browserName": "chrome",
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": [
@@ -168,6 +215,8 @@ impl Browser {
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--hide-scrollbars",
                     "--window-size=1280,900", "--force-device-scale-factor=1",
+                    // `bk web --tls` serves a certificate it generated itself.
+                    "--ignore-certificate-errors",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }
@@ -195,8 +244,9 @@ impl Browser {
     }
 }
 
-/// The scenario: `bk web` (started here, repository on the FTP server) and
-/// Chromium (started here) against `server`.
+/// The scenario: `bk web` (started here, over HTTPS with the certificate
+/// it generates, its repository on the FTP server, which it reaches through
+/// a counting proxy) and Chromium (started here) against `server`.
 pub(crate) fn browser_scenario(
     bk: &Path,
     server: &TestServer,
@@ -219,28 +269,61 @@ pub(crate) fn browser_scenario(
         .context("handing the dataset over to the FTP user")?;
     let local_root = work.join("local");
     fs::create_dir_all(&local_root)?;
+    let state_dir = work.join("state");
+    let proxy = CountingProxy::start(
+        format!("{}:{}", server.host(), server.port())
+            .parse()
+            .context("the FTP server's address")?,
+    )?;
 
-    let (mut web, web_port) = start_web(bk, None, &local_root, &logs, "bk-web")?;
+    let state = state_dir.display().to_string();
+    let mut web = start_web(
+        bk,
+        None,
+        &local_root,
+        &logs,
+        "bk-web",
+        &["--tls", "--state-dir", &state],
+    )?;
     let browser = Browser::start(work, &logs)?;
     let mut s = Session {
         c: browser.client.clone(),
-        base: format!("http://127.0.0.1:{web_port}"),
+        base: web.base.clone(),
         shots: shots.to_path_buf(),
         checks: Vec::new(),
     };
-    let r = browser
-        .rt
-        .block_on(s.scenario(server, password, &ftp_base, &dataset));
+    let ctx = scenario::Ctx {
+        server,
+        password,
+        ftp_addr: format!("127.0.0.1:{}", proxy.port()),
+        proxy: &proxy,
+        base: &ftp_base,
+        dataset: &dataset,
+        local_root: &local_root,
+        login_url: &web.login_url,
+        bk,
+    };
+    let r = browser.rt.block_on(s.scenario(&ctx));
     browser.close();
-    web.check_alive("bk web")
+    web.guard
+        .check_alive("bk web")
         .context("bk web died during the scenario")?;
     r?;
     let mut checks = s.checks;
-    let err = fs::read_to_string(logs.join("bk-web.err")).unwrap_or_default();
+    let err = fs::read_to_string(&web.stderr).unwrap_or_default();
     let out = fs::read_to_string(logs.join("bk-web.out")).unwrap_or_default();
     checks.push((
         "the FTP password appears in no log of bk web".into(),
         !err.contains(password) && !out.contains(password),
+    ));
+    checks.push((
+        "bk web served HTTPS and printed its certificate's fingerprint".into(),
+        web.base.starts_with("https://") && err.contains("fingerprint"),
+    ));
+    let token = web.login_url.rsplit("token=").next().unwrap_or_default();
+    checks.push((
+        "the login token appears once in bk web's log: where it was printed".into(),
+        err.matches(token).count() == 1 && !out.contains(token),
     ));
     Ok(checks)
 }
@@ -301,14 +384,15 @@ pub(crate) fn perf_scenario(bk: &Path, root: &Path, work: &Path, scale: f64) -> 
     };
     let cli1 = cli(1)?;
     let ui_repo = work.join("repo-ui");
-    let (_web, port) = start_web(bk, Some(&ui_repo), &local, &logs, "bk-web-perf")?;
+    let web = start_web(bk, Some(&ui_repo), &local, &logs, "bk-web-perf", &[])?;
     let browser = Browser::start(work, &logs)?;
     let c = browser.client.clone();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = web.base.clone();
+    let login = web.login_url.clone();
     let path = data.display().to_string();
     sync();
     let samples = browser.rt.block_on(async {
-        c.goto(&format!("{base}/")).await?;
+        c.goto(&login).await?;
         c.find(Locator::Css("#connect button[type=submit]"))
             .await?
             .click()
@@ -392,7 +476,7 @@ async fn text_of(c: &Client, css: &str) -> Option<String> {
     c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
-struct Session {
+pub(crate) struct Session {
     c: Client,
     base: String,
     shots: PathBuf,
@@ -471,10 +555,10 @@ impl Session {
                 let state = state.to_lowercase();
                 if state != "running" {
                     // The script reloads the page to show the outcome.
-                    self.wait_for(if state == "done" {
-                        "#summary"
-                    } else {
-                        "p.error"
+                    self.wait_for(match state.as_str() {
+                        "done" => "#summary",
+                        "cancelled" => "#cancelled",
+                        _ => "p.error",
                     })
                     .await?;
                     return Ok((state, seen));
@@ -485,178 +569,5 @@ impl Session {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    async fn scenario(
-        &mut self,
-        server: &TestServer,
-        password: &str,
-        base: &str,
-        dataset: &Path,
-    ) -> Result<()> {
-        let repo = format!("{base}/backups");
-        let datasets_dir = format!("{base}/datasets");
-        let recovered = format!("{base}/datasets/folder2_recovered");
-        // Connect: first a wrong password, then the right one.
-        self.goto("/").await?;
-        self.shot("01-connect").await?;
-        self.fill("input[name=address]", &server.addr()).await?;
-        self.fill("input[name=user]", server.user()).await?;
-        if server.checks_password() {
-            self.fill("input[name=password]", "wrong password").await?;
-            self.fill("input[name=repo_path]", &repo).await?;
-            self.click("#connect button[type=submit]").await?;
-            self.wait_for("p.error").await?;
-            let page = self.source().await?;
-            self.check(
-                "a wrong password is reported on the connect page",
-                page.contains("refused the user name or password"),
-            );
-            self.shot("02-connect-wrong-password").await?;
-        }
-        self.fill("input[name=password]", password).await?;
-        self.fill("input[name=repo_path]", &repo).await?;
-        self.click("#connect button[type=submit]").await?;
-        self.wait_for("header nav").await?;
-        let page = self.source().await?;
-        self.check(
-            "connected: the home page names the repository",
-            page.contains("/backups"),
-        );
-        self.shot("03-home-empty").await?;
-
-        // Datasets view: one level at a time, then "Back up this directory".
-        self.click_link("Datasets").await?;
-        if base.is_empty() {
-            self.click_link("datasets/").await?;
-            self.wait_for("a[href*='folder2']").await?;
-        } else {
-            self.goto(&format!("/browse?side=ftp&path={datasets_dir}"))
-                .await?;
-        }
-        let page = self.source().await?;
-        self.check(
-            "the datasets view lists the FTP server's directories",
-            page.contains("folder1/") && page.contains("folder2/"),
-        );
-        self.click_link("folder2/").await?;
-        self.shot("04-datasets-view").await?;
-        self.click_link("Back up this directory").await?;
-        self.shot("05-backup-form").await?;
-        let v1 = tree(dataset)?;
-        self.click("form[action='/backup'] button[type=submit]")
-            .await?;
-        // Live progress: the JS updates the counters without a reload.
-        let (state, seen) = self.wait_job().await?;
-        self.check("the first backup job ends done", state == "done");
-        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
-        println!("     bytes shown while running: {seen:?}");
-        self.check(
-            "the job page shows the bytes done",
-            !seen.is_empty() && distinct.iter().all(|b| b.ends_with('B')),
-        );
-        self.shot("06-backup-job-done").await?;
-        let between_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64 + 1000;
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-
-        // Modify the dataset on the server, back up again.
-        fs::write(
-            dataset.join("file1.txt"),
-            "first file, version 2 (longer)\n",
-        )?;
-        fs::remove_file(dataset.join("file2.txt"))?;
-        fs::write(dataset.join("lmao/new.txt"), "a new file\n")?;
-        self.goto(&format!("/browse?side=ftp&path={datasets_dir}/folder2"))
-            .await?;
-        self.click_link("Back up this directory").await?;
-        self.click("form[action='/backup'] button[type=submit]")
-            .await?;
-        let (state, _) = self.wait_job().await?;
-        let page = self.source().await?;
-        self.check("the second backup job ends done", state == "done");
-        self.check(
-            "its summary counts the changes",
-            page.contains("<dt>Modified</dt><dd>1</dd>")
-                && page.contains("<dt>Deleted</dt><dd>1</dd>"),
-        );
-        self.shot("07-second-backup-summary").await?;
-
-        // Backups view, a snapshot, a comparison, the job list.
-        self.click_link("View backups of folder2").await?;
-        let page = self.source().await?;
-        let local_times = self
-            .c
-            .execute(
-                "return [...document.querySelectorAll('time')].every(t => t.textContent !== t.getAttribute('datetime'));",
-                vec![],
-            )
-            .await?;
-        self.check(
-            "the backups view lists both backups, times in the browser's zone",
-            page.contains("incremental") && local_times == serde_json::json!(true),
-        );
-        self.shot("08-backups-view").await?;
-        self.click("form[action='/compare'] button[type=submit]")
-            .await?;
-        self.wait_for("ul.changes").await?;
-        let page = self.source().await?;
-        self.check(
-            "the comparison names the added, modified and deleted files",
-            page.contains("lmao/new.txt")
-                && page.contains("file1.txt")
-                && page.contains("file2.txt"),
-        );
-        self.shot("09-compare").await?;
-        self.goto("/snapshot?dataset=folder2&id=0&path=a").await?;
-        self.shot("10-snapshot-tree").await?;
-        self.goto("/jobs").await?;
-        self.shot("11-jobs").await?;
-
-        // Recover the state before a time between the two backups onto the
-        // FTP server, typing the date and time as a user would (local time).
-        self.goto("/restore?dataset=folder2").await?;
-        self.click("input[name=which][value=before]").await?;
-        self.click("input[name=dest][value=ftp]").await?;
-        self.fill("input[name=out]", &recovered).await?;
-        self.c
-            .execute(
-                "const d = new Date(arguments[0]); const p = n => String(n).padStart(2, '0');
-                 document.querySelector('[name=before_date]').value =
-                   d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate());
-                 document.querySelector('[name=before_time]').value =
-                   p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());",
-                vec![serde_json::json!(between_ms)],
-            )
-            .await?;
-        self.shot("12-recovery-form").await?;
-        self.click("#restore button[type=submit]").await?;
-        let (state, _) = self.wait_job().await?;
-        self.check("the recovery job ends done", state == "done");
-        let page = self.source().await?;
-        self.check("it recovered backup #0", page.contains("#0 of"));
-        self.shot("13-recovery-job-done").await?;
-        let got = tree(&server.local_path(&recovered))?;
-        self.check(
-            "the recovered files match the first version byte for byte",
-            got == v1,
-        );
-
-        // A phone-sized window.
-        self.c.set_window_size(390, 844).await?;
-        self.goto("/backups?dataset=folder2").await?;
-        self.shot("14-phone-backups-view").await?;
-        self.goto("/").await?;
-        self.shot("15-phone-home").await?;
-        self.c.set_window_size(1280, 900).await?;
-
-        // Logging out forgets the connection.
-        self.click(".logout button").await?;
-        self.goto("/browse").await?;
-        let page = self.source().await?;
-        self.check(
-            "after logging out the connect page is back",
-            page.contains("action=\"/connect\""),
-        );
-        Ok(())
     }
 }
