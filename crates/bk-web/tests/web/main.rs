@@ -6,5 +6,6 @@ mod check;
 mod common;
 mod ftp;
 mod partial;
+mod recover;
 mod roundtrip;
 mod security;
