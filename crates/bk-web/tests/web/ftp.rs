@@ -226,7 +226,11 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert!(r.body.contains("is not empty. To recover into it, tick"), "{}", r.body);
+    assert!(
+        r.body.contains("is not empty. To recover into it, tick"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("id=\"replace-confirm\""), "{}", r.body);
     // `..` in the output is refused.
     let r = b

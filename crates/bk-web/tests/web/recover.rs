@@ -84,13 +84,26 @@ async fn setup() -> (
     let p = ds.display().to_string();
     for _ in 0..2 {
         let id = b
-            .post(&app, "/backup", &[("side", "local"), ("path", &p), ("dataset", "ds")])
+            .post(
+                &app,
+                "/backup",
+                &[("side", "local"), ("path", &p), ("dataset", "ds")],
+            )
             .await
             .job_id();
         assert_eq!(wait_job(&st, id).state, "done");
         tick();
     }
-    (Setup { _tmp: tmp, root, repo }, st, app, b)
+    (
+        Setup {
+            _tmp: tmp,
+            root,
+            repo,
+        },
+        st,
+        app,
+        b,
+    )
 }
 
 fn files_under(p: &Path) -> Vec<(String, Vec<u8>)> {
@@ -172,7 +185,10 @@ async fn a_selection_of_two_files_and_a_folder_recovers_only_those() {
     assert!(chosen.contains("4 files"), "{chosen}");
     assert!(chosen.contains(&out.display().to_string()), "{chosen}");
     assert!(body.contains("id=\"restore-start\""), "{body}");
-    assert!(!body.contains("id=\"replace-confirm\""), "an empty folder: {body}");
+    assert!(
+        !body.contains("id=\"replace-confirm\""),
+        "an empty folder: {body}"
+    );
     // Start: the confirmation's form, as the browser sends it.
     let fields = hidden_fields(&body);
     let form: Vec<(&str, &str)> = fields
@@ -241,15 +257,30 @@ async fn a_non_empty_folder_is_replaced_only_when_confirmed() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .filter(|(k, _)| *k != "csrf")
         .collect();
-    let n_jobs = b.get(&app, "/jobs").await.body.matches("href=\"/jobs/").count();
+    let n_jobs = b
+        .get(&app, "/jobs")
+        .await
+        .body
+        .matches("href=\"/jobs/")
+        .count();
     let r = b.post(&app, "/restore", &form).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     let body = unhtml(&r.body);
-    assert!(body.contains("is not empty. To recover into it, tick"), "{body}");
+    assert!(
+        body.contains("is not empty. To recover into it, tick"),
+        "{body}"
+    );
     assert!(!body.contains("overwrite"), "{body}");
-    assert_eq!(std::fs::read(out.join("one.txt")).unwrap(), b"changed since");
     assert_eq!(
-        b.get(&app, "/jobs").await.body.matches("href=\"/jobs/").count(),
+        std::fs::read(out.join("one.txt")).unwrap(),
+        b"changed since"
+    );
+    assert_eq!(
+        b.get(&app, "/jobs")
+            .await
+            .body
+            .matches("href=\"/jobs/")
+            .count(),
         n_jobs,
         "no job started"
     );
@@ -260,19 +291,30 @@ async fn a_non_empty_folder_is_replaced_only_when_confirmed() {
     let j = wait_job(&st, id);
     assert_eq!(j.state, "done", "{:?}", j.error);
     assert_eq!(std::fs::read(out.join("one.txt")).unwrap(), b"one\n");
-    assert_eq!(std::fs::read(out.join("two.bin")).unwrap(), bytes(2, 70_000));
+    assert_eq!(
+        std::fs::read(out.join("two.bin")).unwrap(),
+        bytes(2, 70_000)
+    );
     assert_eq!(std::fs::read(out.join("mine.txt")).unwrap(), b"keep me");
     assert_eq!(
         std::fs::read(out.join("docs/local.txt")).unwrap(),
         b"keep me too"
     );
-    assert_eq!(std::fs::read(out.join("docs/deep/b.md")).unwrap(), bytes(3, 5_000));
+    assert_eq!(
+        std::fs::read(out.join("docs/deep/b.md")).unwrap(),
+        bytes(3, 5_000)
+    );
 }
 
 #[actix_web::test]
 async fn a_recovery_into_the_repository_is_refused_before_it_starts() {
     let (s, _st, app, mut b) = setup().await;
-    let n_jobs = b.get(&app, "/jobs").await.body.matches("href=\"/jobs/").count();
+    let n_jobs = b
+        .get(&app, "/jobs")
+        .await
+        .body
+        .matches("href=\"/jobs/")
+        .count();
     for out in [
         s.repo.clone(),
         s.repo.join("snapshots"),
@@ -280,7 +322,10 @@ async fn a_recovery_into_the_repository_is_refused_before_it_starts() {
         s.root.join("backups"),
     ] {
         let o = out.display().to_string();
-        let base = format!("dataset=ds&which=id&id=1&dest=local&out={}", q(o.as_bytes()));
+        let base = format!(
+            "dataset=ds&which=id&id=1&dest=local&out={}",
+            q(o.as_bytes())
+        );
         let r = b.get(&app, &format!("/restore/next?{base}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{o}: {}", r.body);
         assert!(
@@ -306,7 +351,11 @@ async fn a_recovery_into_the_repository_is_refused_before_it_starts() {
         assert!(r.body.contains("where the backups themselves are kept"));
     }
     assert_eq!(
-        b.get(&app, "/jobs").await.body.matches("href=\"/jobs/").count(),
+        b.get(&app, "/jobs")
+            .await
+            .body
+            .matches("href=\"/jobs/")
+            .count(),
         n_jobs,
         "no job started"
     );
@@ -322,7 +371,12 @@ async fn a_recovery_into_the_repository_is_refused_before_it_starts() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("outside the folders this server may write to"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("outside the folders this server may write to"),
+        "{}",
+        r.body
+    );
     assert!(!r.body.contains("--allow-root"), "{}", r.body);
 }
 
@@ -368,7 +422,11 @@ async fn a_time_to_the_minute_picks_a_backup_shown_before_it_starts() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("id=\"restore\""), "the form again: {}", r.body);
+    assert!(
+        r.body.contains("id=\"restore\""),
+        "the form again: {}",
+        r.body
+    );
     // "8:30 PM" is no time: said so, not a silent nothing.
     let r = b
         .get(
@@ -392,7 +450,10 @@ async fn a_time_to_the_minute_picks_a_backup_shown_before_it_starts() {
     assert_eq!(v["id"], 1, "{v}");
     assert_eq!(v["files"], 6, "{v}");
     let r = b
-        .get(&app, "/restore/which?dataset=ds&before_utc=2001-01-01T00%3A00%3A00Z")
+        .get(
+            &app,
+            "/restore/which?dataset=ds&before_utc=2001-01-01T00%3A00%3A00Z",
+        )
         .await;
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert!(v["id"].is_null(), "{v}");
@@ -408,7 +469,10 @@ async fn the_folder_picker_lists_folders_and_sets_the_output() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let body = unhtml(&r.body);
-    assert!(body.contains(&format!(">{}/</a>", s.root.display())), "{body}");
+    assert!(
+        body.contains(&format!(">{}/</a>", s.root.display())),
+        "{body}"
+    );
     let r = b
         .get(
             &app,
@@ -429,7 +493,9 @@ async fn the_folder_picker_lists_folders_and_sets_the_output() {
         .map(|(k, v)| format!("{k}={}", enc(v.as_bytes())))
         .collect();
     qs.push("new=fresh+one".into());
-    let r = b.get(&app, &format!("/restore/next?{}", qs.join("&"))).await;
+    let r = b
+        .get(&app, &format!("/restore/next?{}", qs.join("&")))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let body = unhtml(&r.body);
     let chosen = between(&body, "id=\"chosen-backup\"", "</p>");

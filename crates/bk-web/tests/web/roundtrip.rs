@@ -150,10 +150,7 @@ async fn back_up_twice_and_recover_the_state_before_a_time() {
 
     // Recover the state before `between`, as the script sends it (UTC).
     let form = b.get(&app, "/restore?dataset=ds").await.body;
-    assert!(
-        form.contains("name=\"which\" value=\"before\""),
-        "{form}"
-    );
+    assert!(form.contains("name=\"which\" value=\"before\""), "{form}");
     let out1 = root.join("restored1").display().to_string();
     let before = between.to_rfc3339();
     let id = b

@@ -247,18 +247,21 @@ mod tests {
     #[test]
     fn a_selection_is_a_union_without_overlaps() {
         let p = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        let n = normalize(&p(&["a/b", "a", "c/d", "./c/d/", "c/e", "a/b/c"]))
-            .unwrap()
-            .unwrap();
+        let given = p(&["a/b", "a", "c/d", "./c/d/", "c/e", "a/b/c"]);
+        let n = normalize(&given).unwrap().unwrap();
         let shown: Vec<String> = n
             .iter()
             .map(|c| String::from_utf8(c.join(&b'/')).unwrap())
             .collect();
         assert_eq!(shown, ["a", "c/d", "c/e"]);
-        assert!(normalize(&p(&["a", "/"])).unwrap().is_none(), "the root is all");
+        assert!(
+            normalize(&p(&["a", "/"])).unwrap().is_none(),
+            "the root is all"
+        );
         assert!(normalize(&[]).unwrap().is_none());
         assert!(normalize(&p(&["a/../b"])).is_err());
         // `ab` is not under `a`.
-        assert_eq!(normalize(&p(&["a", "ab"])).unwrap().unwrap().len(), 2);
+        let given = p(&["a", "ab"]);
+        assert_eq!(normalize(&given).unwrap().unwrap().len(), 2);
     }
 }

@@ -266,7 +266,11 @@ fn several_paths_restore_their_union_each_at_its_place_with_metadata() {
     for (n, c) in files {
         fs::write(data.join(n), c).unwrap();
     }
-    fs::set_permissions(data.join("a/c/three.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(
+        data.join("a/c/three.txt"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     fs::set_permissions(data.join("a/c"), fs::Permissions::from_mode(0o750)).unwrap();
     let old = filetime::FileTime::from_unix_time(1_600_000_000, 0);
     filetime::set_file_mtime(data.join("d/four.txt"), old).unwrap();
@@ -303,7 +307,11 @@ fn several_paths_restore_their_union_each_at_its_place_with_metadata() {
     assert_eq!(fs::read(out.join("a/b/two.bin")).unwrap(), [0, 1, 2, 255]);
     let meta = |p: &str| fs::metadata(out.join(p)).unwrap();
     assert_eq!(meta("a/c/three.txt").permissions().mode() & 0o777, 0o640);
-    assert_eq!(meta("a/c").permissions().mode() & 0o777, 0o750, "a parent keeps its mode");
+    assert_eq!(
+        meta("a/c").permissions().mode() & 0o777,
+        0o750,
+        "a parent keeps its mode"
+    );
     assert_eq!(meta("d/four.txt").mtime(), 1_600_000_000);
     assert_eq!(meta("a").mtime(), 1_600_000_000, "a parent keeps its mtime");
     // A path the backup lacks refuses the whole restore, and writes nothing.
@@ -328,7 +336,10 @@ fn walkdir(root: &Path) -> Vec<String> {
                 v.push(format!("{rel}/"));
                 stack.push(p);
             } else {
-                v.push(format!("{rel}={}", String::from_utf8_lossy(&fs::read(&p).unwrap())));
+                v.push(format!(
+                    "{rel}={}",
+                    String::from_utf8_lossy(&fs::read(&p).unwrap())
+                ));
             }
         }
     }

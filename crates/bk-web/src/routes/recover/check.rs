@@ -91,7 +91,10 @@ pub(crate) fn selection(a: &Ask) -> Result<Select, String> {
             format!("{date} {time}")
         };
         bk_core::parse_time(&t).map(Select::Before).map_err(|_| {
-            format!("{date} {time} does not exist in the server's time zone ({}).", server_zone())
+            format!(
+                "{date} {time} does not exist in the server's time zone ({}).",
+                server_zone()
+            )
         })
     } else {
         a.id.trim()
@@ -109,7 +112,11 @@ pub(crate) async fn choose(conn: &Connection, a: &Ask) -> Checked<Chosen> {
     };
     let repo = conn.repo.clone();
     let ds = a.dataset.clone();
-    let paths = if a.scope == "some" { a.paths.clone() } else { Vec::new() };
+    let paths = if a.scope == "some" {
+        a.paths.clone()
+    } else {
+        Vec::new()
+    };
     blocking(move || {
         let snaps = repo.snapshots(Some(&ds)).map_err(core_err)?;
         let snap = match bk_core::snapshot::select(&ds, &snaps, select) {
@@ -118,7 +125,10 @@ pub(crate) async fn choose(conn: &Connection, a: &Ask) -> Checked<Chosen> {
                 return Ok(Err(format!("There are no backups of \"{ds}\".")));
             }
             Err(_) => {
-                let first = snaps.iter().min_by_key(|s| (s.time, s.id)).expect("non-empty");
+                let first = snaps
+                    .iter()
+                    .min_by_key(|s| (s.time, s.id))
+                    .expect("non-empty");
                 let msg = match select {
                     Select::Before(t) => format!(
                         "There is no backup of \"{ds}\" before {}. The first one is #{} of {}.",
@@ -172,7 +182,8 @@ fn into_repository(out: &Path, repo: &Path) -> bool {
 }
 
 fn ftp_overlaps(out: &str, repo: &str) -> bool {
-    let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')));
+    let under =
+        |a: &str, b: &str| a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')));
     under(out, repo) || under(repo, out)
 }
 
@@ -384,7 +395,15 @@ mod tests {
         assert_eq!((y - x).num_seconds(), 15);
         let e = selection(&a("2026-12-01", "8:30 PM")).unwrap_err();
         assert!(e.contains("hours and minutes"), "{e}");
-        assert!(selection(&a("", "20:30")).unwrap_err().contains("Choose the date"));
-        assert!(selection(&a("01/12/2026", "")).unwrap_err().contains("year-month-day"));
+        assert!(
+            selection(&a("", "20:30"))
+                .unwrap_err()
+                .contains("Choose the date")
+        );
+        assert!(
+            selection(&a("01/12/2026", ""))
+                .unwrap_err()
+                .contains("year-month-day")
+        );
     }
 }

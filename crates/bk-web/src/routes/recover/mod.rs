@@ -251,7 +251,11 @@ pub(super) async fn restore(req: HttpRequest, st: St, body: Bytes) -> Res {
         .map(|p| p.expose().to_string())
         .unwrap_or_default();
     let ds = a.dataset.clone();
-    let paths = if a.scope == "some" { a.paths.clone() } else { Vec::new() };
+    let paths = if a.scope == "some" {
+        a.paths.clone()
+    } else {
+        Vec::new()
+    };
     let replace = !r.output.existing.is_empty();
     let output = r.output.loc;
     let job = st.jobs.spawn(

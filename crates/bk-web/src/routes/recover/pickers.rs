@@ -38,7 +38,9 @@ pub(super) async fn select_page(
 ) -> Res {
     let select = match check::selection(a) {
         Ok(s) => s,
-        Err(m) => return super::form_page(st, ctx, conn, StatusCode::BAD_REQUEST, a, Some(m)).await,
+        Err(m) => {
+            return super::form_page(st, ctx, conn, StatusCode::BAD_REQUEST, a, Some(m)).await;
+        }
     };
     let repo = conn.repo.clone();
     let ds = a.dataset.clone();
@@ -101,7 +103,13 @@ pub(super) async fn select_page(
         .collect();
     // Ticks elsewhere in the tree travel as hidden fields.
     let mut hidden = a.fields_but(&[
-        "which", "id", "before_date", "before_time", "before_utc", "scope", "path",
+        "which",
+        "id",
+        "before_date",
+        "before_time",
+        "before_utc",
+        "scope",
+        "path",
     ]);
     hidden.push(("which", "id".into()));
     hidden.push(("id", snap.id.to_string()));
@@ -180,7 +188,10 @@ pub(in crate::routes) async fn restore_pick(req: HttpRequest, st: St) -> Res {
     let q = RawQuery::parse(req.query_string())
         .map_err(|_| WebError::BadRequest("The address holds a broken %-escape.".into()))?;
     let sides = sides(&st, &conn);
-    let want = q.text("side").filter(|s| !s.is_empty()).unwrap_or(a.dest.as_str());
+    let want = q
+        .text("side")
+        .filter(|s| !s.is_empty())
+        .unwrap_or(a.dest.as_str());
     let side = sides
         .iter()
         .find(|s| s.side == want)
@@ -209,13 +220,17 @@ pub(in crate::routes) async fn restore_pick(req: HttpRequest, st: St) -> Res {
         )
     };
     // (current folder, its parent, its subfolders)
-    let (current, parent, folders): (Option<String>, Option<String>, Vec<Folder>) = if side == "ftp" {
+    let (current, parent, folders): (Option<String>, Option<String>, Vec<Folder>) = if side == "ftp"
+    {
         let p = paths::ftp_path(if at.is_empty() { "/" } else { &at }).map_err(path_err)?;
         let pool = conn.pool.clone().expect("ftp side has a pool");
         let dir = p.clone();
         let listed = blocking(move || Ok(pool.run(true, |c| c.list(&dir)))).await?;
         let mut list = listed.map_err(|e| {
-            WebError::Upstream(format!("Listing {p} on the FTP server failed: {}", e.text()))
+            WebError::Upstream(format!(
+                "Listing {p} on the FTP server failed: {}",
+                e.text()
+            ))
         })?;
         list.retain(|e| e.kind == EntryKind::Dir && e.name != "." && e.name != "..");
         list.sort_by(|x, y| x.name.cmp(&y.name));
