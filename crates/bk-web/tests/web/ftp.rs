@@ -246,7 +246,7 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
             ],
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("cannot be used as a folder"), "{}", r.body);
     // The repository's folder on the same server, inside it, or a folder
     // that holds it: refused before the job starts.

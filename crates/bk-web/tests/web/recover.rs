@@ -370,13 +370,14 @@ async fn a_recovery_into_the_repository_is_refused_before_it_starts() {
             "/restore/next?dataset=ds&which=id&id=1&dest=local&out=%2Fetc%2Fx",
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(
         r.body
             .contains("outside the folders this server may write to"),
         "{}",
         r.body
     );
+    assert!(r.body.contains("id=\"restore\""), "on the form: {}", r.body);
     assert!(!r.body.contains("--allow-root"), "{}", r.body);
 }
 

@@ -46,7 +46,9 @@ pub(crate) struct Resolved {
     pub kept: Vec<Vec<u8>>,
 }
 
-/// A check's outcome: a message for the form, or a failure of the server.
+/// A check's outcome: a message for the form, or a failure of the server
+/// (a [`WebError::Forbidden`] is a path outside what this server may
+/// touch: the handlers show it on the form too, with its status).
 pub(crate) type Checked<T> = Result<Result<T, String>, WebError>;
 
 fn utc_text(t: &chrono::DateTime<chrono::FixedOffset>) -> String {
@@ -201,7 +203,7 @@ pub(crate) async fn output(st: &AppState, conn: &Connection, a: &Ask) -> Checked
             let p = match paths::confine_new(raw, &st.roots) {
                 Ok(p) => p,
                 Err(PathError::Forbidden(_)) => {
-                    return Ok(Err(format!(
+                    return Err(WebError::Forbidden(format!(
                         "{raw} is outside the folders this server may write to ({}). Choose a folder inside one of them.",
                         roots.join(", ")
                     )));
@@ -271,7 +273,7 @@ pub(crate) async fn output(st: &AppState, conn: &Connection, a: &Ask) -> Checked
             let p = match paths::ftp_path(raw) {
                 Ok(p) => p,
                 Err(_) => {
-                    return Ok(Err(format!(
+                    return Err(WebError::Forbidden(format!(
                         "\"{raw}\" cannot be used as a folder on the FTP server (it holds \"..\" or a line break)."
                     )));
                 }

@@ -163,9 +163,19 @@ pub(super) async fn restore_next(req: HttpRequest, st: St) -> Res {
     if a.scope == "some" && a.paths.is_empty() {
         return pickers::select_page(&st, &ctx, &conn, &a, b"", None).await;
     }
-    match resolve(&st, &conn, &a).await? {
+    match refused(resolve(&st, &conn, &a).await)? {
         Ok(r) => confirm_page(&st, &ctx, StatusCode::OK, &a, &r, None),
-        Err(m) => form_page(&st, &ctx, &conn, StatusCode::BAD_REQUEST, &a, Some(m)).await,
+        Err((status, m)) => form_page(&st, &ctx, &conn, status, &a, Some(m)).await,
+    }
+}
+
+/// A refusal for the form (its status and words), or a server failure.
+fn refused<T>(c: check::Checked<T>) -> Result<Result<T, (StatusCode, String)>, WebError> {
+    match c {
+        Ok(Ok(x)) => Ok(Ok(x)),
+        Ok(Err(m)) => Ok(Err((StatusCode::BAD_REQUEST, m))),
+        Err(WebError::Forbidden(m)) => Ok(Err((StatusCode::FORBIDDEN, m))),
+        Err(e) => Err(e),
     }
 }
 
@@ -218,11 +228,9 @@ pub(super) async fn restore(req: HttpRequest, st: St, body: Bytes) -> Res {
         .map_err(|_| WebError::BadRequest("The form could not be read.".into()))?;
     let a = Ask::parse(raw)?;
     let (ctx, conn) = st.post_conn(&req, &a.csrf)?;
-    let r = match resolve(&st, &conn, &a).await? {
+    let r = match refused(resolve(&st, &conn, &a).await)? {
         Ok(r) => r,
-        Err(m) => {
-            return form_page(&st, &ctx, &conn, StatusCode::BAD_REQUEST, &a, Some(m)).await;
-        }
+        Err((status, m)) => return form_page(&st, &ctx, &conn, status, &a, Some(m)).await,
     };
     if !r.output.existing.is_empty() && !a.replace {
         let m = format!(
