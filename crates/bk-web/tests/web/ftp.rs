@@ -210,6 +210,20 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
     assert_eq!(j.state, "done", "{:?}", j.error);
     assert!(j.title.contains("#0"), "{}", j.title);
     assert_eq!(read_tree(&s.local_path("/restored/proj")), v1);
+    // The folder picker browses the FTP server.
+    let r = b
+        .get(&app, "/restore/pick?dataset=proj&dest=ftp&side=ftp")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(">restored/</a>"), "{}", r.body);
+    let r = b
+        .get(
+            &app,
+            "/restore/pick?dataset=proj&dest=ftp&side=ftp&at=%2Frestored",
+        )
+        .await;
+    assert!(r.body.contains(">proj/</a>"), "{}", r.body);
+    assert!(r.body.contains("id=\"pick-here\""), "{}", r.body);
     // A second recovery into the now non-empty folder is refused before
     // any job starts, in plain words, until "Replace its contents".
     let r = b

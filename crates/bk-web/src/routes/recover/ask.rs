@@ -75,10 +75,10 @@ impl Ask {
             replace: matches!(q.text("replace"), Some("yes" | "on")),
         };
         // The folder picker's buttons: "Recover here" and "… a new folder".
-        if let Some(side) = q.text("side").filter(|s| !s.is_empty()) {
-            if q.get("here").is_some() || q.get("into").is_some() {
-                a.dest = side.to_string();
-            }
+        if let Some(side) = q.text("side").filter(|s| !s.is_empty())
+            && (q.get("here").is_some() || q.get("into").is_some())
+        {
+            a.dest = side.to_string();
         }
         if let Some(h) = q.get("here") {
             a.out = decoded_text(h)?;
