@@ -302,6 +302,10 @@ pub(in crate::routes) async fn restore_pick(req: HttpRequest, st: St) -> Res {
             tabs,
             side,
             current_enc => current.as_ref().map(|c| names::encode(c.as_bytes())),
+            // Not the FTP server's top folder, nor an allowed folder itself.
+            here_ok => current.as_ref().is_some_and(|c| {
+                if side == "ftp" { c != "/" } else { !st.roots.iter().any(|r| r.as_os_str() == c.as_str()) }
+            }),
             current,
             parent,
             folders,
