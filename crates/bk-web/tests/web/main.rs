@@ -7,5 +7,6 @@ mod common;
 mod ftp;
 mod partial;
 mod recover;
+mod recover_names;
 mod roundtrip;
 mod security;
