@@ -18,6 +18,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("tree.html", include_str!("../templates/tree.html")),
     ("compare.html", include_str!("../templates/compare.html")),
     ("restore.html", include_str!("../templates/restore.html")),
+    (
+        "restore_confirm.html",
+        include_str!("../templates/restore_confirm.html"),
+    ),
+    (
+        "restore_select.html",
+        include_str!("../templates/restore_select.html"),
+    ),
+    (
+        "restore_pick.html",
+        include_str!("../templates/restore_pick.html"),
+    ),
 ];
 
 /// The stylesheet.

@@ -61,6 +61,8 @@ pub struct Connection {
     pub repo: Arc<Repository>,
     /// Where the repository lives, for display (never a password).
     pub repo_shown: String,
+    /// Where the repository lives, so that nothing is recovered into it.
+    pub repo_at: bk_core::location::RepoLocation,
 }
 
 impl std::fmt::Debug for Connection {

@@ -21,19 +21,56 @@
   }
 
   // "State before" is typed in the browser's time zone: send it as UTC.
+  // Minutes are enough; seconds are optional.
+  function beforeUtc(form) {
+    var date = form.elements["before_date"].value;
+    var time = form.elements["before_time"].value || "00:00";
+    if (time.length === 5) time += ":00";
+    if (!date) return "";
+    var d = new Date(date + "T" + time);
+    return isNaN(d.getTime()) ? "" : d.toISOString();
+  }
+
   function beforeField() {
     var form = document.getElementById("restore");
-    if (!form) return;
+    if (!form || !form.elements["before_date"]) return;
+    form.querySelectorAll(".nojs-zone").forEach(function (e) { e.hidden = true; });
     form.addEventListener("submit", function () {
-      var date = form.elements["before_date"].value;
-      var time = form.elements["before_time"].value || "00:00";
-      if (time.length === 5) time += ":00";
-      var out = form.elements["before_utc"];
-      out.value = "";
-      if (date) {
-        var d = new Date(date + "T" + time);
-        if (!isNaN(d.getTime())) out.value = d.toISOString();
-      }
+      form.elements["before_utc"].value =
+        form.querySelector("input[name=which][value=before]:checked") ? beforeUtc(form) : "";
+    });
+    // Picking a backup or typing a date chooses that way of choosing.
+    form.querySelectorAll("input[name=id]").forEach(function (r) {
+      r.addEventListener("change", function () {
+        var w = form.querySelector("input[name=which][value=id]");
+        if (w) w.checked = true;
+      });
+    });
+    // The backup that a date and time picks, shown as they are typed.
+    var hint = document.getElementById("which-backup");
+    var url = hint && hint.getAttribute("data-which-url");
+    var seq = 0;
+    function which() {
+      var w = form.querySelector("input[name=which][value=before]");
+      if (w) w.checked = true;
+      var utc = beforeUtc(form);
+      if (!utc || !url || !window.fetch) return;
+      var mine = ++seq;
+      fetch(url + "&which=before&before_utc=" + encodeURIComponent(utc), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (v) {
+          if (mine !== seq) return;
+          hint.textContent = "";
+          if (v.id === null || v.id === undefined) { hint.textContent = v.message; return; }
+          var t = new Date(v.time);
+          hint.textContent = "Backup #" + v.id + " of " + t.toLocaleString() + " (your time) will be recovered: " +
+            v.files + " files, " + v.size + ".";
+        })
+        .catch(function () {});
+    }
+    ["before_date", "before_time"].forEach(function (n) {
+      form.elements[n].addEventListener("change", which);
+      form.elements[n].addEventListener("input", which);
     });
   }
 

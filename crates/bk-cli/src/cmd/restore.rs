@@ -33,9 +33,10 @@ pub struct Args {
     /// midnight), "YYYY-MM-DD HH:MM[:SS]" (local) or RFC 3339.
     #[arg(long, value_name = "TIME")]
     before: Option<String>,
-    /// Only this file or directory (relative to the dataset root).
+    /// Only this file or directory (relative to the dataset root). Give it
+    /// several times to restore several; each keeps its place under OUT.
     #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
-    path: Option<OsString>,
+    path: Vec<OsString>,
     /// Restore into a non-empty directory: entries the snapshot has are
     /// replaced, others are kept (and listed); a directory where the
     /// snapshot has a file is kept and reported unless --delete.
@@ -64,9 +65,7 @@ pub fn run(g: &Global, a: &Args) -> Result<ExitCode> {
         .delete(a.delete)
         .progress(bar.clone())
         .cancel(cancel);
-    if let Some(p) = &a.path {
-        opts = opts.path(p.as_bytes().to_vec());
-    }
+    opts = opts.paths(a.path.iter().map(|p| p.as_bytes().to_vec()));
     let report = bk_core::ops::restore::restore_to(&repo, &a.dataset, &to, &opts);
     bar.finish();
     print_notes(&repo);

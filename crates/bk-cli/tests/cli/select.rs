@@ -154,3 +154,43 @@ fn tz_offset(tz: &str, at: DateTime<FixedOffset>) -> FixedOffset {
     let m: i32 = s[3..5].parse().unwrap();
     FixedOffset::east_opt(sign * (h * 3600 + m * 60)).unwrap()
 }
+
+#[test]
+fn path_given_several_times_restores_each_at_its_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("ds");
+    fs::create_dir_all(src.join("a/b")).unwrap();
+    fs::create_dir_all(src.join("c")).unwrap();
+    fs::write(src.join("a/b/one.txt"), "one").unwrap();
+    fs::write(src.join("a/two.bin"), random_bytes(7, 9000)).unwrap();
+    fs::write(src.join("c/three.txt"), "three").unwrap();
+    fs::write(src.join("top.txt"), "top").unwrap();
+    let repo = tmp.path().join("repo");
+    backup(&repo, &src, &[], 0);
+    let out = tmp.path().join("out");
+    let o = restore(
+        &repo,
+        "ds",
+        &out,
+        &[
+            os("--path"),
+            os("a/b"),
+            os("--path"),
+            os("c/three.txt"),
+            os("--path"),
+            os("a/b/one.txt"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let whole = manifest(&src);
+    let got = manifest(&out);
+    let mut want = manifest_under(&whole, b"a/b");
+    want.entries
+        .extend(manifest_under(&whole, b"c/three.txt").entries);
+    // The parents on the way, with their metadata.
+    for p in [&b"a"[..], b"c"] {
+        want.entries.insert(p.to_vec(), whole.entries[p].clone());
+    }
+    assert_eq!(got.entries, want.entries);
+    assert!(!out.join("a/two.bin").exists() && !out.join("top.txt").exists());
+}

@@ -227,6 +227,7 @@ fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (Status
         ftp_config: cfg,
         repo: Arc::new(repo),
         repo_shown: shown,
+        repo_at: loc,
     })
 }
 

@@ -79,6 +79,10 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/compare", web::get().to(snapshots::compare))
                 .route("/restore", web::get().to(recover::restore_form))
                 .route("/restore", web::post().to(recover::restore))
+                .route("/restore/next", web::get().to(recover::restore_next))
+                .route("/restore/select", web::get().to(recover::restore_select))
+                .route("/restore/pick", web::get().to(recover::restore_pick))
+                .route("/restore/which", web::get().to(recover::restore_which))
                 .route("/check", web::post().to(check::check))
                 .default_service(web::to(not_found)),
         );

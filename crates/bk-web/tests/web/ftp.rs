@@ -210,8 +210,23 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
     assert_eq!(j.state, "done", "{:?}", j.error);
     assert!(j.title.contains("#0"), "{}", j.title);
     assert_eq!(read_tree(&s.local_path("/restored/proj")), v1);
-    // The output must be new or empty: a second recovery there fails plainly.
-    let id = b
+    // The folder picker browses the FTP server.
+    let r = b
+        .get(&app, "/restore/pick?dataset=proj&dest=ftp&side=ftp")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(">restored/</a>"), "{}", r.body);
+    let r = b
+        .get(
+            &app,
+            "/restore/pick?dataset=proj&dest=ftp&side=ftp&at=%2Frestored",
+        )
+        .await;
+    assert!(r.body.contains(">proj/</a>"), "{}", r.body);
+    assert!(r.body.contains("id=\"pick-here\""), "{}", r.body);
+    // A second recovery into the now non-empty folder is refused before
+    // any job starts, in plain words, until "Replace its contents".
+    let r = b
         .post(
             &app,
             "/restore",
@@ -223,11 +238,14 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
                 ("id", "1"),
             ],
         )
-        .await
-        .job_id();
-    let j = wait_job(&st, id);
-    assert_eq!(j.state, "failed");
-    assert!(j.error.unwrap().contains("not empty"));
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body.contains("is not empty. To recover into it, tick"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("id=\"replace-confirm\""), "{}", r.body);
     // `..` in the output is refused.
     let r = b
         .post(
@@ -243,6 +261,32 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("cannot be used as a folder"), "{}", r.body);
+    // The repository's folder on the same server, inside it, or a folder
+    // that holds it: refused before the job starts.
+    for out in ["/repo", "/repo/snapshots", "/repo/new"] {
+        let r = b
+            .post(
+                &app,
+                "/restore",
+                &[
+                    ("dataset", "proj"),
+                    ("dest", "ftp"),
+                    ("out", out),
+                    ("which", "id"),
+                    ("id", "1"),
+                    ("replace", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{out}: {}", r.body);
+        assert!(
+            r.body.contains("where the backups themselves are kept"),
+            "{out}: {}",
+            r.body
+        );
+    }
+    assert!(!s.local_path("/repo/new").exists());
     // Every job page and the job list hold no password (Browser checks).
     b.get(&app, "/jobs").await;
     for id in 1..=3 {

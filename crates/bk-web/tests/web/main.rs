@@ -6,5 +6,7 @@ mod check;
 mod common;
 mod ftp;
 mod partial;
+mod recover;
+mod recover_names;
 mod roundtrip;
 mod security;

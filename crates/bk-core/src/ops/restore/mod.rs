@@ -17,7 +17,10 @@ use crate::location::Location;
 use crate::progress::{Cancel, NoProgress, Phase, Progress, Totals};
 use crate::repo::{PackFeed, Repository};
 use crate::snapshot::{Select, Snapshot, Warning, select};
-use crate::tree::{Node, NodeKind, Tree, check_name, display_path, join, shown};
+use crate::tree::{Node, NodeKind, display_path, shown};
+
+mod plan;
+pub use plan::{plan, plan_paths};
 
 /// Options of a restore.
 #[derive(Clone)]
@@ -27,6 +30,10 @@ pub struct RestoreOptions {
     pub select: Select,
     /// Only this path (`/`-separated, relative to the dataset root).
     pub path: Option<Vec<u8>>,
+    /// Only these paths (with `path`, if set): the union of them, each at
+    /// its own place under the output directory. Empty (and no `path`)
+    /// restores the whole snapshot.
+    pub paths: Vec<Vec<u8>>,
     /// Allow a non-empty output directory; existing entries are replaced,
     /// entries the snapshot does not have are kept (and reported), and a
     /// directory where the snapshot has another kind of entry is refused.
@@ -51,6 +58,7 @@ impl std::fmt::Debug for RestoreOptions {
         f.debug_struct("RestoreOptions")
             .field("select", &self.select)
             .field("path", &self.path)
+            .field("paths", &self.paths)
             .field("overwrite", &self.overwrite)
             .field("delete", &self.delete)
             .field("threads", &self.threads)
@@ -64,6 +72,7 @@ impl Default for RestoreOptions {
         RestoreOptions {
             select: Select::Latest,
             path: None,
+            paths: Vec::new(),
             overwrite: false,
             delete: false,
             threads: 0,
@@ -85,6 +94,15 @@ impl RestoreOptions {
     pub fn path(mut self, p: impl Into<Vec<u8>>) -> Self {
         self.path = Some(p.into());
         self
+    }
+    /// Only these paths (added to those already selected).
+    pub fn paths<P: Into<Vec<u8>>>(mut self, ps: impl IntoIterator<Item = P>) -> Self {
+        self.paths.extend(ps.into_iter().map(Into::into));
+        self
+    }
+    /// Every selected path (`path`, then `paths`).
+    pub fn selection(&self) -> Vec<Vec<u8>> {
+        self.path.iter().chain(&self.paths).cloned().collect()
     }
     /// Allow a non-empty output directory.
     pub fn overwrite(mut self, yes: bool) -> Self {
@@ -190,157 +208,6 @@ pub struct UnreadableDir {
     pub reason: String,
 }
 
-/// Add the entries of directory `prefix` (tree `tree`). A tree that cannot
-/// be read or is malformed costs only that directory's contents: it is
-/// recorded in `plan.unreadable` and the walk goes on. A name that would
-/// escape the output is no damage but a hostile repository: that refuses
-/// the whole restore.
-fn collect(
-    repo: &Repository,
-    idx: &Index,
-    tree: &Id,
-    prefix: &[u8],
-    plan: &mut RestorePlan,
-) -> Result<()> {
-    let t = match read_checked_tree(repo, idx, tree) {
-        Ok(t) => t,
-        Err(e @ Error::UnsafeName { .. }) => return Err(e),
-        Err(e) => {
-            plan.unreadable.push(UnreadableDir {
-                path: prefix.to_vec(),
-                reason: e.to_string(),
-            });
-            return Ok(());
-        }
-    };
-    for n in t.nodes {
-        add_node(repo, idx, prefix, n, plan)?;
-    }
-    Ok(())
-}
-
-fn read_checked_tree(repo: &Repository, idx: &Index, tree: &Id) -> Result<Tree> {
-    let t = repo.read_tree(idx, tree)?;
-    check_tree(&t)?;
-    Ok(t)
-}
-
-fn check_tree(t: &Tree) -> Result<()> {
-    for (i, n) in t.nodes.iter().enumerate() {
-        check_name(&n.name)?;
-        if i > 0 && t.nodes[i - 1].name >= n.name {
-            return Err(Error::Corrupt {
-                name: "tree".into(),
-                reason: format!(
-                    "entries not sorted or duplicated at {:?}",
-                    display_path(&n.name)
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn add_node(
-    repo: &Repository,
-    idx: &Index,
-    prefix: &[u8],
-    n: Node,
-    plan: &mut RestorePlan,
-) -> Result<()> {
-    let path = join(prefix, &n.name);
-    match n.kind {
-        NodeKind::Dir => {
-            let sub = n.subtree;
-            plan.dirs.push(PlanEntry {
-                path: path.clone(),
-                node: n,
-            });
-            if let Some(sub) = sub {
-                collect(repo, idx, &sub, &path, plan)?;
-            }
-        }
-        NodeKind::File => {
-            plan.bytes += n.size;
-            plan.files.push(PlanEntry { path, node: n });
-        }
-        NodeKind::Symlink | NodeKind::Fifo => plan.specials.push(PlanEntry { path, node: n }),
-    }
-    Ok(())
-}
-
-/// Plan the restore of `snap` (optionally one path of it). Directories
-/// whose tree cannot be read are listed in the plan's `unreadable`; only a
-/// directory on the way to `path` that cannot be read is an error.
-pub fn plan(
-    repo: &Repository,
-    idx: &Index,
-    snap: &Snapshot,
-    path: Option<&[u8]>,
-) -> Result<RestorePlan> {
-    let mut plan = RestorePlan::default();
-    let comps: Vec<&[u8]> = path
-        .unwrap_or(b"")
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
-    // The path is the user's, not the repository's: say so when it is bad.
-    if comps.iter().any(|c| *c == b".." || c.contains(&0)) {
-        return Err(Error::Invalid(format!(
-            "path {:?} is not inside the dataset: give a path relative to the dataset root, without '..'",
-            display_path(path.unwrap_or(b""))
-        )));
-    }
-    if comps.is_empty() {
-        collect(repo, idx, &snap.tree, b"", &mut plan)?;
-    } else {
-        let unreadable = |dir: &[u8], e: Error| match e {
-            Error::UnsafeName { .. } => e,
-            e => Error::UnreadableDir {
-                path: shown(dir),
-                reason: e.to_string(),
-            },
-        };
-        let not_found = || Error::PathNotFound {
-            dataset: snap.dataset.clone(),
-            id: snap.id,
-            path: display_path(path.unwrap_or(b"")),
-        };
-        let mut tree = read_checked_tree(repo, idx, &snap.tree).map_err(|e| unreadable(b"", e))?;
-        let mut prefix = Vec::new();
-        plan.partial_dirs.push(Vec::new());
-        for (i, c) in comps.iter().enumerate() {
-            check_name(c)?;
-            let node = tree.find(c).cloned().ok_or_else(not_found)?;
-            if i + 1 == comps.len() {
-                add_node(repo, idx, &prefix, node, &mut plan)?;
-                break;
-            }
-            if node.kind != NodeKind::Dir {
-                return Err(not_found());
-            }
-            // Parents of the selected path are created with their metadata.
-            let sub = node.subtree.ok_or_else(not_found)?;
-            prefix = join(&prefix, c);
-            plan.dirs.push(PlanEntry {
-                path: prefix.clone(),
-                node,
-            });
-            plan.partial_dirs.push(prefix.clone());
-            tree = read_checked_tree(repo, idx, &sub).map_err(|e| unreadable(&prefix, e))?;
-        }
-    }
-    // Read packs in order: files whose first blob sits early in a pack go first.
-    plan.files.sort_by_key(|e| {
-        e.node
-            .content
-            .first()
-            .and_then(|id| idx.get(id))
-            .map(|l| (l.pack, l.entry.offset))
-    });
-    Ok(plan)
-}
-
 /// Restore a snapshot of `dataset` into the local directory `out`.
 pub fn restore(
     repo: &Repository,
@@ -380,7 +247,9 @@ pub fn restore_with(
     let snaps = repo.snapshots(Some(dataset))?;
     let snap = select(dataset, &snaps, opts.select)?.clone();
     let idx = repo.index()?;
-    let plan = plan(repo, &idx, &snap, opts.path.as_deref())?;
+    let selection = opts.selection();
+    let whole = plan::normalize(&selection)?.is_none();
+    let plan = plan_paths(repo, &idx, &snap, &selection)?;
     let progress: &dyn Progress = match &opts.progress {
         Some(p) => &**p,
         None => &NoProgress,
@@ -404,7 +273,7 @@ pub fn restore_with(
         ));
     }
     let mut outcome = execute_with(repo, &idx, &plan, target, opts.threads, progress, &cancel)?;
-    if opts.path.is_none() {
+    if whole {
         let root = Node {
             name: Vec::new(),
             kind: NodeKind::Dir,
@@ -437,7 +306,7 @@ pub fn restore_with(
             message: format!("finishing the restore: {e}"),
         });
     }
-    let not_backed_up = warnings_about(&snap.warnings, opts.path.as_deref());
+    let not_backed_up = warnings_about(&snap.warnings, &selection);
     Ok(RestoreReport {
         snapshot: snap,
         outcome,
@@ -446,9 +315,9 @@ pub fn restore_with(
     })
 }
 
-/// The warnings that concern a restore of `path` (all without one): those
-/// at or under it, and those of a directory above it.
-fn warnings_about(warnings: &[Warning], path: Option<&[u8]>) -> Vec<Warning> {
+/// The warnings that concern a restore of `paths` (all without one): those
+/// at or under one of them, and those of a directory above one.
+fn warnings_about(warnings: &[Warning], paths: &[Vec<u8>]) -> Vec<Warning> {
     // A file that changed while it was read was stored all the same.
     let warnings: Vec<Warning> = warnings
         .iter()
@@ -456,21 +325,16 @@ fn warnings_about(warnings: &[Warning], path: Option<&[u8]>) -> Vec<Warning> {
         .cloned()
         .collect();
     let warnings = &warnings[..];
-    let sel: Vec<&[u8]> = path
-        .unwrap_or(b"")
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
-    if sel.is_empty() {
-        return warnings.to_vec();
-    }
-    let sel = display_path(&sel.join(&b'/'));
+    let sel: Vec<String> = match plan::normalize(paths) {
+        Ok(Some(sel)) => sel.iter().map(|c| display_path(&c.join(&b'/'))).collect(),
+        _ => return warnings.to_vec(),
+    };
     warnings
         .iter()
         .filter(|w| {
             let w = w.path.trim_end_matches('/');
             let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
-            w.is_empty() || under(w, &sel) || under(&sel, w)
+            w.is_empty() || sel.iter().any(|s| under(w, s) || under(s, w))
         })
         .cloned()
         .collect()

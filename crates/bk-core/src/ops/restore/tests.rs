@@ -245,3 +245,103 @@ fn a_cancelled_restore_leaves_only_complete_files() {
     let r = crate::check(&repo, false).unwrap();
     assert!(r.ok(), "{:?}", r.errors);
 }
+
+#[test]
+fn several_paths_restore_their_union_each_at_its_place_with_metadata() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ds");
+    for d in ["a/b", "a/c", "d", "e"] {
+        fs::create_dir_all(data.join(d)).unwrap();
+    }
+    let files: &[(&str, &[u8])] = &[
+        ("a/b/one.txt", b"one\n"),
+        ("a/b/two.bin", &[0, 1, 2, 255]),
+        ("a/c/three.txt", b"three"),
+        ("a/top.txt", b"top"),
+        ("d/four.txt", b"four"),
+        ("e/five.txt", b"five"),
+        ("root.txt", b"root"),
+    ];
+    for (n, c) in files {
+        fs::write(data.join(n), c).unwrap();
+    }
+    fs::set_permissions(
+        data.join("a/c/three.txt"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    fs::set_permissions(data.join("a/c"), fs::Permissions::from_mode(0o750)).unwrap();
+    let old = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    filetime::set_file_mtime(data.join("d/four.txt"), old).unwrap();
+    filetime::set_file_mtime(data.join("a"), old).unwrap();
+    crate::make_backup(tmp.path().join("repo"), &data, false).unwrap();
+    let repo = Repository::open_local(&tmp.path().join("repo")).unwrap();
+    let out = tmp.path().join("out");
+    // Overlapping: `a/b` lies under `a/b` twice and `a/b/one.txt` under it;
+    // `a/c/three.txt` alone; `d` whole.
+    let opts = RestoreOptions::new(Select::Latest)
+        .path(b"a/b/one.txt".to_vec())
+        .paths([&b"a/b"[..], b"./a/b/", b"a/c/three.txt", b"d"]);
+    let r = restore(&repo, "ds", &out, &opts).unwrap();
+    assert!(r.is_complete(), "{:?}", r.outcome.errors);
+    assert_eq!(r.outcome.files, 4);
+    let mut got = Vec::new();
+    for e in walkdir(&out) {
+        got.push(e);
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "a/",
+            "a/b/",
+            "a/b/one.txt=one\n",
+            "a/b/two.bin=\0\u{1}\u{2}\u{fffd}",
+            "a/c/",
+            "a/c/three.txt=three",
+            "d/",
+            "d/four.txt=four",
+        ]
+    );
+    assert_eq!(fs::read(out.join("a/b/two.bin")).unwrap(), [0, 1, 2, 255]);
+    let meta = |p: &str| fs::metadata(out.join(p)).unwrap();
+    assert_eq!(meta("a/c/three.txt").permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        meta("a/c").permissions().mode() & 0o777,
+        0o750,
+        "a parent keeps its mode"
+    );
+    assert_eq!(meta("d/four.txt").mtime(), 1_600_000_000);
+    assert_eq!(meta("a").mtime(), 1_600_000_000, "a parent keeps its mtime");
+    // A path the backup lacks refuses the whole restore, and writes nothing.
+    let out2 = tmp.path().join("out2");
+    let opts = RestoreOptions::new(Select::Latest).paths([&b"d"[..], b"nope"]);
+    assert!(matches!(
+        restore(&repo, "ds", &out2, &opts),
+        Err(Error::PathNotFound { .. })
+    ));
+    assert!(!out2.exists());
+}
+
+/// Every entry under `root`: directories as `p/`, files as `p=content`.
+fn walkdir(root: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                v.push(format!("{rel}/"));
+                stack.push(p);
+            } else {
+                v.push(format!(
+                    "{rel}={}",
+                    String::from_utf8_lossy(&fs::read(&p).unwrap())
+                ));
+            }
+        }
+    }
+    v
+}
