@@ -398,7 +398,7 @@ impl Session {
             .with_context(|| format!("ticking {name}"))?;
         }
         self.shot("14-recovery-selection").await?;
-        self.click("#restore-next").await?;
+        self.click("#select-next").await?;
         self.wait_for("#chosen-backup").await?;
         let chosen = text_of(&self.c, "#chosen-backup").await.unwrap_or_default();
         self.check(
