@@ -136,7 +136,13 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("Back up this directory"));
+    assert!(r.body.contains("Back up this folder"), "{}", r.body);
+    // FTP names travel in the parameter form too.
+    assert!(
+        r.body.contains("/browse?side=ftp&amp;path=&#x2f;data&#x2f;proj\">proj/</a>"),
+        "{}",
+        r.body
+    );
     let r = b.get(&app, "/browse?side=ftp&path=%2Fdata%2F..%2F..").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = b.get(&app, "/browse?side=ftp&path=%2Fnope").await;
