@@ -158,7 +158,9 @@ impl ResponseError for WebError {
                 )
             }
         };
-        plain_page(self.status_code(), title, msg)
+        // Whoever wrote the message, the page names no command-line flag
+        // and no OS error number.
+        plain_page(self.status_code(), title, &crate::words::plain(msg))
     }
 }
 

@@ -37,19 +37,56 @@ pub fn plain(msg: &str) -> String {
         s.push_str("; choose another dataset name for this folder");
     }
     for (flag, words) in [
-        ("--overwrite", "the option to replace the folder's contents"),
         (
-            "--allow-root DIR",
-            "a folder the person who started bk web allowed",
+            "(pass --overwrite to restore into it)",
+            "(recover into a new or empty folder, or choose to replace its contents)",
         ),
-        ("--allow-root", "the folders this server may use"),
-        ("--dataset NAME", "another dataset name"),
-        ("--dataset", "the dataset name"),
-        ("--force", "the option to go ahead anyway"),
+        (
+            "(pass --delete to replace it and everything in it)",
+            "(recover into an empty folder for exactly the backup's contents)",
+        ),
+        (
+            "; stop it, or pass --force to remove its lock anyway",
+            "; wait for it to end",
+        ),
+        (
+            "start bk web with --allow-root DIR to allow one",
+            "ask the person who started bk web to allow one",
+        ),
+        (
+            "start bk web with --allow-root DIR",
+            "ask the person who started bk web to allow a folder",
+        ),
+        ("with --overwrite", "by replacing its contents"),
+        ("--delete applies", "Replacing everything applies"),
+        ("--exclude pattern", "exclusion pattern"),
     ] {
         s = s.replace(flag, words);
     }
-    s
+    any_flag(&s)
+}
+
+/// Any other `--some-flag` as `the "some flag" option`.
+fn any_flag(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("--") {
+        let tail = &rest[i + 2..];
+        let n = tail
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || *b == b'-')
+            .count();
+        if n > 0 && tail.as_bytes()[0].is_ascii_lowercase() {
+            out.push_str(&rest[..i]);
+            out.push_str(&format!("the \"{}\" option", tail[..n].replace('-', " ")));
+            rest = &tail[n..];
+        } else {
+            out.push_str(&rest[..i + 2]);
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn strip_os_errors(msg: &str) -> String {
@@ -112,8 +149,16 @@ mod tests {
         let e = std::io::Error::from_raw_os_error(5);
         assert!(!io_error(&e).contains("os error"), "{}", io_error(&e));
         assert_eq!(
-            plain("reading /x: Input/output error (os error 5); pass --overwrite"),
-            "reading /x: Input/output error; pass the option to replace the folder's contents"
+            plain("reading /x: Input/output error (os error 5)"),
+            "reading /x: Input/output error"
+        );
+        assert_eq!(
+            plain("output directory /o is not empty (pass --overwrite to restore into it)"),
+            "output directory /o is not empty (recover into a new or empty folder, or choose to replace its contents)"
+        );
+        assert_eq!(
+            plain("try --ignore-ctime -- x"),
+            "try the \"ignore ctime\" option -- x"
         );
         assert_eq!(plain("a (os error x) b"), "a (os error x) b");
         let m = plain(

@@ -462,7 +462,7 @@ fn start_backup(
                 let notes = repo.take_notes();
                 Ok(backup_summary(&r?, notes))
             };
-            run().map_err(|e| JobError::from_core(e, |m| words::plain(&scrub(m, &secret))))
+            run().map_err(|e| JobError::from_core(e, |m| scrub(m, &secret)))
         })
 }
 

@@ -166,7 +166,7 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
         }
         "local" => {
             return Err(WebError::Forbidden(
-                "No local folders are allowed: start bk web with --allow-root DIR.".into(),
+                "This server may not use folders of this computer: the person who started bk web chooses which ones it may use.".into(),
             ));
         }
         _ => return fail("Choose where to recover to.".into()).await,

@@ -80,7 +80,7 @@ async fn issue11_back_up_now_from_home_repeats_the_last_backup() {
         "<button type=\"submit\">Back up now</button>",
         "href=\"/backups?dataset=ds\"",
     ] {
-        assert!(card.contains(&want), "{want} in {card}");
+        assert!(card.contains(want), "{want} in {card}");
     }
     let snap0 = b.get(&app, "/backups?dataset=ds").await;
     assert!(

@@ -139,7 +139,8 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
     assert!(r.body.contains("Back up this folder"), "{}", r.body);
     // FTP names travel in the parameter form too.
     assert!(
-        r.body.contains("/browse?side=ftp&amp;path=&#x2f;data&#x2f;proj\">proj/</a>"),
+        r.body
+            .contains("/browse?side=ftp&amp;path=&#x2f;data&#x2f;proj\">proj/</a>"),
         "{}",
         r.body
     );
