@@ -50,7 +50,10 @@ fn under_roots(p: &Path, roots: &[PathBuf]) -> bool {
 
 /// An existing local path, canonicalized and required to lie under one of
 /// `roots` (which must be canonical).
-pub fn confine_existing(raw: impl AsRef<OsStr>, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
+pub fn confine_existing(
+    raw: &(impl AsRef<OsStr> + ?Sized),
+    roots: &[PathBuf],
+) -> Result<PathBuf, PathError> {
     let raw = raw.as_ref();
     let p = Path::new(raw);
     if raw.is_empty() || !p.is_absolute() {
@@ -74,7 +77,10 @@ pub fn confine_existing(raw: impl AsRef<OsStr>, roots: &[PathBuf]) -> Result<Pat
 /// A local path that may not exist yet (a restore's output directory): its
 /// deepest existing ancestor is canonicalized and must lie under one of
 /// `roots`; the missing rest may contain only plain names.
-pub fn confine_new(raw: impl AsRef<OsStr>, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
+pub fn confine_new(
+    raw: &(impl AsRef<OsStr> + ?Sized),
+    roots: &[PathBuf],
+) -> Result<PathBuf, PathError> {
     let raw = raw.as_ref();
     let p = Path::new(raw);
     if raw.is_empty() || !p.is_absolute() {
