@@ -61,7 +61,9 @@ impl JobError {
     pub fn from_core(e: bk_core::Error, shown: impl FnOnce(String) -> String) -> JobError {
         match e {
             bk_core::Error::Cancelled => JobError::Cancelled,
-            e => JobError::Failed(shown(e.to_string())),
+            // Plain words on the job page: no command-line flag, no OS
+            // error number.
+            e => JobError::Failed(crate::words::plain(&shown(e.to_string()))),
         }
     }
 }

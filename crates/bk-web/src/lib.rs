@@ -48,12 +48,12 @@
 #![deny(missing_docs)]
 
 mod jobs;
-#[allow(dead_code)] // the pages move to byte paths in the next commits
 mod names;
 mod paths;
 mod render;
 mod routes;
 mod session;
+mod words;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

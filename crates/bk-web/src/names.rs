@@ -175,6 +175,7 @@ impl RawQuery {
     }
 
     /// Every value named `name`, in order.
+    #[allow(dead_code)] // for forms that send one name many times (a selection)
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.0
             .iter()

@@ -5,8 +5,16 @@
 //! - FTP paths are made absolute and normalized; `..` is refused outright,
 //!   so a path can never climb above the server's root.
 //! - Paths inside a snapshot are checked name by name, and must exist.
+//!
+//! Local and snapshot paths are bytes (any byte but NUL in a name); FTP
+//! paths are text, as the FTP client gives them. Messages show paths with
+//! [`crate::names::shown`] and name no command-line flag.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use crate::names::shown;
 
 /// Why a path was refused. The message is meant for the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +33,7 @@ impl std::fmt::Display for PathError {
             PathError::NotFound(p) => write!(f, "{p} does not exist"),
             PathError::Forbidden(p) => write!(
                 f,
-                "{p} is outside the directories this server may use (start bk web with --allow-root DIR to allow one)"
+                "{p} is outside the folders this server may use (the person who started bk web chooses which folders it may use)"
             ),
             PathError::Invalid(why) => f.write_str(why),
         }
@@ -42,21 +50,26 @@ fn under_roots(p: &Path, roots: &[PathBuf]) -> bool {
 
 /// An existing local path, canonicalized and required to lie under one of
 /// `roots` (which must be canonical).
-pub fn confine_existing(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
+pub fn confine_existing(
+    raw: &(impl AsRef<OsStr> + ?Sized),
+    roots: &[PathBuf],
+) -> Result<PathBuf, PathError> {
+    let raw = raw.as_ref();
     let p = Path::new(raw);
     if raw.is_empty() || !p.is_absolute() {
         return Err(PathError::Invalid(format!(
-            "{raw:?} is not an absolute path"
+            "\"{}\" is not a full folder path (one that starts with /)",
+            shown(raw.as_bytes())
         )));
     }
-    if has_dotdot(p) || raw.contains('\0') {
-        return Err(PathError::Forbidden(raw.to_string()));
+    if has_dotdot(p) || raw.as_bytes().contains(&0) {
+        return Err(PathError::Forbidden(shown(raw.as_bytes())));
     }
     let c = p
         .canonicalize()
-        .map_err(|_| PathError::NotFound(raw.to_string()))?;
+        .map_err(|_| PathError::NotFound(shown(raw.as_bytes())))?;
     if !under_roots(&c, roots) {
-        return Err(PathError::Forbidden(raw.to_string()));
+        return Err(PathError::Forbidden(shown(raw.as_bytes())));
     }
     Ok(c)
 }
@@ -64,15 +77,20 @@ pub fn confine_existing(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, PathErr
 /// A local path that may not exist yet (a restore's output directory): its
 /// deepest existing ancestor is canonicalized and must lie under one of
 /// `roots`; the missing rest may contain only plain names.
-pub fn confine_new(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
+pub fn confine_new(
+    raw: &(impl AsRef<OsStr> + ?Sized),
+    roots: &[PathBuf],
+) -> Result<PathBuf, PathError> {
+    let raw = raw.as_ref();
     let p = Path::new(raw);
     if raw.is_empty() || !p.is_absolute() {
         return Err(PathError::Invalid(format!(
-            "{raw:?} is not an absolute path"
+            "\"{}\" is not a full folder path (one that starts with /)",
+            shown(raw.as_bytes())
         )));
     }
-    if has_dotdot(p) || raw.contains('\0') {
-        return Err(PathError::Forbidden(raw.to_string()));
+    if has_dotdot(p) || raw.as_bytes().contains(&0) {
+        return Err(PathError::Forbidden(shown(raw.as_bytes())));
     }
     let mut existing = p.to_path_buf();
     let mut rest = Vec::new();
@@ -85,14 +103,14 @@ pub fn confine_new(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, PathError> {
                 rest.push(n.to_os_string());
                 existing = parent.to_path_buf();
             }
-            _ => return Err(PathError::Forbidden(raw.to_string())),
+            _ => return Err(PathError::Forbidden(shown(raw.as_bytes()))),
         }
     }
     let mut c = existing
         .canonicalize()
-        .map_err(|_| PathError::NotFound(raw.to_string()))?;
+        .map_err(|_| PathError::NotFound(shown(raw.as_bytes())))?;
     if !under_roots(&c, roots) {
-        return Err(PathError::Forbidden(raw.to_string()));
+        return Err(PathError::Forbidden(shown(raw.as_bytes())));
     }
     for n in rest.into_iter().rev() {
         c.push(n);
@@ -117,25 +135,25 @@ pub fn ftp_path(raw: &str) -> Result<String, PathError> {
     for c in raw.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(PathError::Forbidden(raw.to_string())),
+            ".." => return Err(PathError::Forbidden(shown(raw.as_bytes()))),
             c => parts.push(c),
         }
     }
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// The components of a path inside a snapshot (`/`-separated, relative).
-/// `..`, `.` only and NUL are refused.
-pub fn snapshot_components(raw: &str) -> Result<Vec<Vec<u8>>, PathError> {
+/// The components of a path inside a snapshot (`/`-separated bytes,
+/// relative). `..` and NUL are refused; empty and `.` components dropped.
+pub fn snapshot_components(raw: &[u8]) -> Result<Vec<Vec<u8>>, PathError> {
     let mut out = Vec::new();
-    for c in raw.split('/') {
+    for c in raw.split(|&b| b == b'/') {
         match c {
-            "" | "." => {}
-            ".." => return Err(PathError::Forbidden(raw.to_string())),
-            c if c.contains('\0') => {
+            b"" | b"." => {}
+            b".." => return Err(PathError::Forbidden(shown(raw))),
+            c if c.contains(&0) => {
                 return Err(PathError::Invalid("the path contains NUL".into()));
             }
-            c => out.push(c.as_bytes().to_vec()),
+            c => out.push(c.to_vec()),
         }
     }
     Ok(out)
@@ -187,6 +205,16 @@ mod tests {
             Err(PathError::Forbidden(_))
         ));
         assert!(confine_new(&r(&root), &roots).is_err());
+        // Names with any byte but NUL and `/`.
+        let odd = root.join(OsStr::from_bytes(b"bad\xff \\ \t\n\"'"));
+        std::fs::create_dir(&odd).unwrap();
+        assert_eq!(
+            confine_existing(odd.as_os_str(), &roots).unwrap(),
+            odd.canonicalize().unwrap()
+        );
+        let e = confine_existing(OsStr::from_bytes(b"/no\xffwhere"), &roots).unwrap_err();
+        assert!(e.to_string().contains("\\xFF"), "{e}");
+        assert!(!e.to_string().contains("--"), "{e}");
     }
 
     #[test]
@@ -203,9 +231,13 @@ mod tests {
     #[test]
     fn snapshot_paths() {
         assert_eq!(
-            snapshot_components("/a/b/").unwrap(),
+            snapshot_components(b"/a/b/").unwrap(),
             vec![b"a".to_vec(), b"b".to_vec()]
         );
-        assert!(snapshot_components("a/../b").is_err());
+        assert!(snapshot_components(b"a/../b").is_err());
+        assert_eq!(
+            snapshot_components(b"d\tx/bad\xff\\n").unwrap(),
+            vec![b"d\tx".to_vec(), b"bad\xff\\n".to_vec()]
+        );
     }
 }

@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("job.html", include_str!("../templates/job.html")),
     ("jobs.html", include_str!("../templates/jobs.html")),
     ("backups.html", include_str!("../templates/backups.html")),
+    ("datasets.html", include_str!("../templates/datasets.html")),
     ("tree.html", include_str!("../templates/tree.html")),
     ("compare.html", include_str!("../templates/compare.html")),
     ("restore.html", include_str!("../templates/restore.html")),
@@ -52,6 +53,8 @@ impl Templates {
     /// Parse every template (a syntax error fails here, at start-up).
     pub fn new() -> anyhow::Result<Templates> {
         let mut env = Environment::new();
+        // `{{ t|utc }}`: the text of a `<time datetime="{{ t }}">`, zone named.
+        env.add_filter("utc", |t: String| crate::words::utc_text(&t));
         // .html templates escape every value (minijinja's default callback).
         for (name, src) in TEMPLATES {
             env.add_template(name, src)
@@ -167,7 +170,9 @@ impl ResponseError for WebError {
                 )
             }
         };
-        plain_page(self.status_code(), title, msg)
+        // Whoever wrote the message, the page names no command-line flag
+        // and no OS error number.
+        plain_page(self.status_code(), title, &crate::words::plain(msg))
     }
 }
 

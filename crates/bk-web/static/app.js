@@ -2,20 +2,24 @@
 (function () {
   "use strict";
 
-  // Show UTC times in the browser's time zone.
+  // Show UTC times in the browser's time zone, the zone named (the page
+  // without the script names UTC).
+  function shownTime(d) {
+    return d.toLocaleString(undefined, { timeZoneName: "short" });
+  }
   function localTimes() {
     document.querySelectorAll("time[datetime]").forEach(function (t) {
       var iso = t.getAttribute("datetime");
       var d = new Date(iso);
       if (iso && !isNaN(d.getTime())) {
-        t.textContent = d.toLocaleString();
+        t.textContent = shownTime(d);
         t.title = iso;
       }
     });
     document.querySelectorAll("option[data-time]").forEach(function (o) {
       var d = new Date(o.getAttribute("data-time"));
       if (!isNaN(d.getTime())) {
-        o.textContent = "#" + o.getAttribute("data-id") + " · " + d.toLocaleString();
+        o.textContent = "#" + o.getAttribute("data-id") + " · " + shownTime(d);
       }
     });
   }

@@ -62,15 +62,8 @@ pub(super) struct IndexQ {
     expired: Option<String>,
 }
 
-#[derive(Serialize)]
-pub(super) struct DatasetRow {
-    name: String,
-    count: usize,
-    latest: String,
-    latest_shown: String,
-    size: String,
-}
-
+/// Home, once connected: a dashboard with a card per dataset (its last
+/// backup, "Back up now", its backups) and the running and failed jobs.
 pub(super) async fn index(req: HttpRequest, st: St, q: web::Query<IndexQ>) -> Res {
     let ctx = gate!(st.gate(&req));
     let Some(conn) = ctx.conn.clone() else {
@@ -80,25 +73,14 @@ pub(super) async fn index(req: HttpRequest, st: St, q: web::Query<IndexQ>) -> Re
     };
     let repo = conn.repo.clone();
     let snaps = blocking(move || repo.snapshots(None).map_err(core_err)).await?;
-    let mut rows: Vec<DatasetRow> = Vec::new();
-    for s in &snaps {
-        match rows.iter_mut().find(|r| r.name == s.dataset) {
-            Some(r) => {
-                r.count += 1;
-                r.latest = rfc3339_utc(&s.time);
-                r.latest_shown = s.time.format("%Y-%m-%d %H:%M:%S %:z").to_string();
-                r.size = human(s.stats.bytes);
-            }
-            None => rows.push(DatasetRow {
-                name: s.dataset.clone(),
-                count: 1,
-                latest: rfc3339_utc(&s.time),
-                latest_shown: s.time.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
-                size: human(s.stats.bytes),
-            }),
-        }
-    }
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let rows = super::snapshots::dataset_rows(&snaps);
+    let jobs: Vec<crate::JobView> = st
+        .jobs
+        .list()
+        .iter()
+        .map(|j| j.view())
+        .filter(|v| v.state == "running" || v.state == "failed")
+        .collect();
     st.render(
         &ctx,
         StatusCode::OK,
@@ -108,6 +90,7 @@ pub(super) async fn index(req: HttpRequest, st: St, q: web::Query<IndexQ>) -> Re
             repo => conn.repo_shown,
             ftp => conn.ftp.as_ref().map(|u| u.to_string()),
             datasets => rows,
+            jobs,
         },
     )
 }

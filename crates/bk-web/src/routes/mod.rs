@@ -11,7 +11,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use bk_core::index::Index;
 use bk_core::location::{Location, RepoLocation};
-use bk_core::tree::{Node, NodeKind, display_path};
+use bk_core::tree::{Node, NodeKind};
 use bk_core::{BackupOptions, Cancel, Repository, RestoreOptions, Select, Snapshot};
 use bk_ftp::url::{self as ftp_url, Secret};
 use bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpClient, FtpUrl, Pool};
@@ -69,6 +69,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/browse", web::get().to(datasets::browse))
                 .route("/backup", web::get().to(datasets::backup_form))
                 .route("/backup", web::post().to(datasets::backup))
+                .route("/backup-now", web::post().to(datasets::backup_now))
                 .route("/jobs", web::get().to(job_pages::jobs))
                 .route("/jobs/{id}", web::get().to(job_pages::job))
                 .route("/jobs/{id}/events", web::get().to(job_pages::job_events))

@@ -1,11 +1,72 @@
-//! The backups view, a snapshot's tree, downloads, and comparing two snapshots.
+//! The Datasets list, the backups view, a snapshot's tree, downloads, and
+//! comparing two snapshots. Paths inside a snapshot travel as bytes in
+//! parameter form ([`crate::names`]).
 
 use super::*;
+use crate::names::{self, RawQuery};
+use crate::words;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
-pub(super) struct DatasetQ {
-    dataset: String,
+fn raw_query(req: &HttpRequest) -> Result<RawQuery, WebError> {
+    RawQuery::parse(req.query_string())
+        .map_err(|e| WebError::BadRequest(format!("The address is malformed: {e}.")))
+}
+
+/// A dataset and its last backup, for Home and the Datasets list.
+#[derive(Serialize)]
+pub(super) struct DatasetRow {
+    pub(super) name: String,
+    pub(super) count: usize,
+    /// The last backup: number, RFC 3339 UTC time, size, entries.
+    pub(super) last_id: u64,
+    pub(super) latest: String,
+    pub(super) size: String,
+    pub(super) entries: String,
+    /// "complete" or "with N warnings".
+    pub(super) result: String,
+    pub(super) warnings: usize,
+    /// Where it was backed up from (a path or a URL without password).
+    pub(super) source: String,
+}
+
+pub(super) fn dataset_rows(snaps: &[Snapshot]) -> Vec<DatasetRow> {
+    let mut rows: Vec<DatasetRow> = Vec::new();
+    for s in snaps {
+        let i = match rows.iter().position(|r| r.name == s.dataset) {
+            Some(i) => i,
+            None => {
+                rows.push(DatasetRow {
+                    name: s.dataset.clone(),
+                    count: 0,
+                    last_id: s.id,
+                    latest: String::new(),
+                    size: String::new(),
+                    entries: String::new(),
+                    result: String::new(),
+                    warnings: 0,
+                    source: String::new(),
+                });
+                rows.len() - 1
+            }
+        };
+        let r = &mut rows[i];
+        r.count += 1;
+        if r.count == 1 || s.id >= r.last_id {
+            r.last_id = s.id;
+            r.latest = rfc3339_utc(&s.time);
+            r.size = human(s.stats.bytes);
+            r.entries = words::entries(s.stats.files, s.stats.others);
+            r.warnings = s.warnings.len();
+            r.result = match s.warnings.len() {
+                0 => "complete".into(),
+                1 => "complete, with 1 warning".into(),
+                n => format!("complete, with {n} warnings"),
+            };
+            r.source = s.source.clone();
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
 }
 
 #[derive(Serialize)]
@@ -14,6 +75,8 @@ pub(super) struct SnapRow {
     pub(super) time: String,
     pub(super) full: bool,
     pub(super) files: u64,
+    /// Files, links and pipes, as "added" counts them.
+    pub(super) entries: String,
     pub(super) size: String,
     pub(super) added: u64,
     pub(super) modified: u64,
@@ -30,6 +93,7 @@ pub(super) fn snap_rows(snaps: &[Snapshot]) -> Vec<SnapRow> {
             time: rfc3339_utc(&s.time),
             full: s.full,
             files: s.stats.files,
+            entries: words::entries(s.stats.files, s.stats.others),
             size: human(s.stats.bytes),
             added: s.stats.added,
             modified: s.stats.modified,
@@ -55,23 +119,54 @@ async fn load_snapshots(repo: Arc<Repository>, dataset: String) -> Result<Vec<Sn
     .await
 }
 
-pub(super) async fn backups(req: HttpRequest, st: St, q: web::Query<DatasetQ>) -> Res {
+/// `/backups?dataset=NAME`: its backups; `/backups` alone: every dataset.
+pub(super) async fn backups(req: HttpRequest, st: St) -> Res {
     let (ctx, conn) = gate!(st.gate_conn(&req));
-    let snaps = load_snapshots(conn.repo.clone(), q.dataset.clone()).await?;
+    let q = raw_query(&req)?;
+    let Some(dataset) = q.text("dataset").filter(|d| !d.is_empty()) else {
+        let repo = conn.repo.clone();
+        let snaps = blocking(move || repo.snapshots(None).map_err(core_err)).await?;
+        return st.render(
+            &ctx,
+            StatusCode::OK,
+            "datasets.html",
+            context! { nav => "datasets", datasets => dataset_rows(&snaps) },
+        );
+    };
+    let snaps = load_snapshots(conn.repo.clone(), dataset.to_string()).await?;
     st.render(
         &ctx,
         StatusCode::OK,
         "backups.html",
-        context! { nav => "home", dataset => q.dataset, snapshots => snap_rows(&snaps) },
+        context! { nav => "datasets", dataset, snapshots => snap_rows(&snaps) },
     )
 }
 
-#[derive(Deserialize)]
+/// `dataset`, `id` and `path` (raw bytes) of a snapshot address.
 pub(super) struct SnapQ {
     dataset: String,
     id: u64,
-    #[serde(default)]
-    path: String,
+    path: Vec<u8>,
+}
+
+impl SnapQ {
+    fn of(req: &HttpRequest) -> Result<SnapQ, WebError> {
+        let q = raw_query(req)?;
+        let dataset = q
+            .text("dataset")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| WebError::BadRequest("The address names no dataset.".into()))?
+            .to_string();
+        let id = q
+            .text("id")
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| WebError::BadRequest("The address names no backup number.".into()))?;
+        Ok(SnapQ {
+            dataset,
+            id,
+            path: q.get("path").unwrap_or_default().to_vec(),
+        })
+    }
 }
 
 /// What a path of a snapshot names.
@@ -96,8 +191,8 @@ fn resolve(
     }
     let missing = || {
         WebError::NotFound(format!(
-            "{} does not exist in backup {id} of {dataset}",
-            display_path(&comps.join(&b'/'))
+            "{} does not exist in backup {id} of {dataset}.",
+            names::shown(&comps.join(&b'/'))
         ))
     };
     let mut tree = repo.read_tree(&idx, &snap.tree).map_err(core_err)?;
@@ -116,24 +211,27 @@ fn resolve(
     Err(missing())
 }
 
+/// One entry of a snapshot's folder: names as HTML, paths in parameter
+/// form.
 #[derive(Serialize)]
 pub(super) struct TreeEntry {
-    name: String,
+    name: minijinja::Value,
     kind: &'static str,
     size: String,
     mtime: String,
     path: String,
-    target: String,
+    target: minijinja::Value,
 }
 
 #[derive(Serialize)]
 pub(super) struct Crumb {
-    name: String,
+    name: minijinja::Value,
     path: String,
 }
 
-pub(super) async fn snapshot(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> Res {
+pub(super) async fn snapshot(req: HttpRequest, st: St) -> Res {
     let (ctx, conn) = gate!(st.gate_conn(&req));
+    let q = SnapQ::of(&req)?;
     let comps = paths::snapshot_components(&q.path).map_err(path_err)?;
     let repo = conn.repo.clone();
     let (dataset, id) = (q.dataset.clone(), q.id);
@@ -157,7 +255,7 @@ pub(super) async fn snapshot(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> 
         let entries: Vec<TreeEntry> = nodes
             .iter()
             .map(|n| TreeEntry {
-                name: display_path(&n.name),
+                name: names::html_value(&n.name),
                 kind: match n.kind {
                     NodeKind::Dir => "dir",
                     NodeKind::File => "file",
@@ -170,8 +268,8 @@ pub(super) async fn snapshot(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> 
                     String::new()
                 },
                 mtime: mtime_utc(n),
-                path: display_path(&bk_core::tree::join(&prefix, &n.name)),
-                target: display_path(&n.target),
+                path: names::encode(&bk_core::tree::join(&prefix, &n.name)),
+                target: names::html_value(&n.target),
             })
             .collect();
         Ok((snap, entries))
@@ -182,17 +280,17 @@ pub(super) async fn snapshot(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> 
     for c in &comps {
         acc = bk_core::tree::join(&acc, c);
         crumbs.push(Crumb {
-            name: display_path(c),
-            path: display_path(&acc),
+            name: names::html_value(c),
+            path: names::encode(&acc),
         });
     }
-    let parent = (!comps.is_empty()).then(|| display_path(&comps[..comps.len() - 1].join(&b'/')));
+    let parent = (!comps.is_empty()).then(|| names::encode(&comps[..comps.len() - 1].join(&b'/')));
     st.render(
         &ctx,
         StatusCode::OK,
         "tree.html",
         context! {
-            nav => "home",
+            nav => "datasets",
             dataset => q.dataset,
             id => q.id,
             time => rfc3339_utc(&snap.time),
@@ -216,8 +314,31 @@ pub(super) fn pct(s: &str) -> String {
     o
 }
 
-pub(super) async fn download(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> Res {
+/// The Content-Disposition of a download of a file named `name` (RFC
+/// 6266): `filename*` carries the name as UTF-8 (a byte that is not UTF-8
+/// becomes U+FFFD), `filename` an ASCII fallback for old clients with
+/// every byte that could end or break the header replaced by `_`.
+pub(super) fn content_disposition(name: &[u8]) -> String {
+    let utf8 = String::from_utf8_lossy(name);
+    let ascii: String = utf8
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' && c != '%' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        pct(&utf8)
+    )
+}
+
+pub(super) async fn download(req: HttpRequest, st: St) -> Res {
     let (_ctx, conn) = gate!(st.gate_conn(&req));
+    let q = SnapQ::of(&req)?;
     let comps = paths::snapshot_components(&q.path).map_err(path_err)?;
     if comps.is_empty() {
         return Err(WebError::BadRequest("Choose a file to download.".into()));
@@ -236,7 +357,7 @@ pub(super) async fn download(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let repo = conn.repo.clone();
     let size = node.size;
-    let name = display_path(&node.name);
+    let disposition = content_disposition(&node.name);
     std::thread::Builder::new()
         .name("bk-web-download".into())
         .spawn(move || {
@@ -253,25 +374,9 @@ pub(super) async fn download(req: HttpRequest, st: St, q: web::Query<SnapQ>) -> 
         })
         .map_err(|e| WebError::Internal(format!("starting a download thread: {e}")))?;
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-                pct(&name)
-            ),
-        ))
+        .insert_header((header::CONTENT_DISPOSITION, disposition))
         .body(actix_web::body::SizedStream::new(size, stream)))
 }
 
@@ -286,7 +391,8 @@ pub(super) struct CompareQ {
 pub(super) struct ChangeGroup {
     kind: &'static str,
     label: &'static str,
-    paths: Vec<String>,
+    /// Paths as HTML (escapes marked), folders ending in `/`.
+    paths: Vec<minijinja::Value>,
 }
 
 pub(super) async fn compare(req: HttpRequest, st: St, q: web::Query<CompareQ>) -> Res {
@@ -319,10 +425,11 @@ pub(super) async fn compare(req: HttpRequest, st: St, q: web::Query<CompareQ>) -
             },
         ];
         for (c, p, n) in changes {
-            let mut name = display_path(&p);
+            let mut name = names::shown_html(&p);
             if n.kind == NodeKind::Dir {
                 name.push('/');
             }
+            let name = minijinja::Value::from_safe_string(name);
             let i = match c {
                 bk_core::Change::Added => 0,
                 bk_core::Change::Modified => 1,
@@ -339,6 +446,6 @@ pub(super) async fn compare(req: HttpRequest, st: St, q: web::Query<CompareQ>) -
         &ctx,
         StatusCode::OK,
         "compare.html",
-        context! { nav => "home", dataset => q.dataset, a => q.a, b => q.b, changes => groups },
+        context! { nav => "datasets", dataset => q.dataset, a => q.a, b => q.b, changes => groups },
     )
 }

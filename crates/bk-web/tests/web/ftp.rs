@@ -136,7 +136,14 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
         "{}",
         r.body
     );
-    assert!(r.body.contains("Back up this directory"));
+    assert!(r.body.contains("Back up this folder"), "{}", r.body);
+    // FTP names travel in the parameter form too.
+    assert!(
+        r.body
+            .contains("/browse?side=ftp&amp;path=&#x2f;data&#x2f;proj\">proj/</a>"),
+        "{}",
+        r.body
+    );
     let r = b.get(&app, "/browse?side=ftp&path=%2Fdata%2F..%2F..").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = b.get(&app, "/browse?side=ftp&path=%2Fnope").await;
@@ -292,6 +299,30 @@ async fn pull_a_dataset_from_ftp_and_recover_the_state_before_a_time_onto_it() {
     for id in 1..=3 {
         b.get(&app, &format!("/jobs/{id}")).await;
     }
+
+    // "Back up now" on Home: the same FTP folder again, with this
+    // session's login; the password stays out of the page and the job.
+    let home = b.get(&app, "/").await;
+    assert!(
+        home.body.contains("data-dataset=\"proj\"") && home.body.contains("Back up now"),
+        "{}",
+        home.body
+    );
+    let id = b
+        .post(&app, "/backup-now", &[("dataset", "proj")])
+        .await
+        .job_id();
+    let j = wait_job(&st, id);
+    assert_eq!(j.state, "done", "{:?}", j.error);
+    assert!(!j.title.contains(s.password()));
+    let snaps = bk_core::Repository::open_local(&s.local_path("/repo"))
+        .unwrap()
+        .snapshots(Some("proj"))
+        .unwrap();
+    assert_eq!(snaps.len(), 3);
+    assert_eq!(snaps[2].source, snaps[0].source);
+    assert!(snaps[2].source.starts_with("ftp://"), "{}", snaps[2].source);
+    b.get(&app, &format!("/jobs/{id}")).await;
 }
 
 #[actix_web::test]

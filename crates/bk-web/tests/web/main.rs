@@ -4,7 +4,9 @@
 mod cancel;
 mod check;
 mod common;
+mod dashboard;
 mod ftp;
+mod names;
 mod partial;
 mod recover;
 mod recover_names;

@@ -826,7 +826,7 @@ pub fn backup(repo: &Repository, source: &dyn Source, opts: &BackupOptions) -> R
     }
     for p in source.excluded() {
         repo.note(format!(
-            "the repository {} is inside the dataset, at {}: it was left out of the backup",
+            "left out: the repository itself ({}), found inside the dataset at {}",
             repo.backend().location(),
             display_path(&p)
         ));

@@ -648,3 +648,43 @@ fn a_backup_cancelled_before_it_reads_stops_after_the_scan() {
     assert!(repo.lock_holder().unwrap().is_none(), "the lock was left");
     assert!(repo.backend().list("packs").unwrap().is_empty());
 }
+
+/// Issue 11: a dataset folder that holds the repository (the README's old
+/// example, `--allow-root ~` with the repository in it) is backed up
+/// without the repository, the backup says so, and the next backup does not
+/// grow by the previous one.
+#[test]
+fn issue11_the_repository_inside_the_dataset_is_left_out_and_said_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("home");
+    fs::create_dir_all(root.join("data")).unwrap();
+    fs::write(root.join("data/a.txt"), b"alpha").unwrap();
+    let repo = Repository::open_or_init_local(&root.join("backups")).unwrap();
+    let src = LocalSource::new(&root, &[]).unwrap();
+    let first = backup(&repo, &src, &BackupOptions::new("home")).unwrap();
+    let notes = repo.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("left out: the repository itself") && n.ends_with("at backups")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        (first.stats.files, first.stats.dirs),
+        (1, 1),
+        "{:?}",
+        first.stats
+    );
+    assert!(first.warnings.is_empty(), "{:?}", first.warnings);
+    let idx = repo.index().unwrap();
+    let top = repo.read_tree(&idx, &first.tree).unwrap();
+    let names: Vec<&[u8]> = top.nodes.iter().map(|n| n.name.as_slice()).collect();
+    assert_eq!(names, vec![&b"data"[..]]);
+    // The second backup has nothing new to store: the packs the first one
+    // wrote into the repository folder are not read back in.
+    let src = LocalSource::new(&root, &[]).unwrap();
+    let second = backup(&repo, &src, &BackupOptions::new("home")).unwrap();
+    assert_eq!(second.tree, first.tree);
+    assert_eq!((second.stats.added, second.stats.files_read), (0, 0));
+    assert!(!repo.take_notes().is_empty(), "said again on every backup");
+}
