@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::{FtpClient, FtpConfig};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,14 +50,25 @@ impl fmt::Display for Retried {
 /// Up to `config.connections` connections to one server, shared by threads.
 /// When the server refuses a connection with `421 Too many connections`, the
 /// pool shrinks to what it has and goes on instead of failing.
+///
+/// Connections are opened when needed (the first by [`Pool::log_in`] or the
+/// first operation, more only while all open ones are busy) and kept for
+/// reuse, so a long-lived pool (a web session's) logs in once per parallel
+/// connection. A connection that sat idle for [`FtpConfig::idle_check`] is
+/// checked with `NOOP` before it is used again; one the server dropped is
+/// replaced by a fresh login without counting as a failure
+/// ([`Pool::replaced`]). [`Pool::keep_alive`] does the same check for every
+/// idle connection, for a caller that wants them kept warm.
 #[derive(Debug)]
 pub struct Pool {
     url: FtpUrl,
     config: FtpConfig,
-    idle: Mutex<Vec<FtpClient>>,
+    /// Idle connections with the time each was given back.
+    idle: Mutex<Vec<(FtpClient, Instant)>>,
     limit: AtomicUsize,
     open: AtomicUsize,
     connects: AtomicUsize,
+    replaced: AtomicUsize,
     retried: Mutex<Vec<Retried>>,
     retried_total: AtomicUsize,
 }
@@ -73,6 +84,7 @@ impl Pool {
             limit: AtomicUsize::new(limit),
             open: AtomicUsize::new(0),
             connects: AtomicUsize::new(0),
+            replaced: AtomicUsize::new(0),
             retried: Mutex::new(Vec::new()),
             retried_total: AtomicUsize::new(0),
         }
@@ -96,6 +108,83 @@ impl Pool {
     /// Connections opened so far (logins).
     pub fn connects(&self) -> usize {
         self.connects.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now (busy or idle).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Idle connections found dead (dropped by the server or the network)
+    /// when checked, and closed; the next use logs in afresh.
+    pub fn replaced(&self) -> usize {
+        self.replaced.load(Ordering::SeqCst)
+    }
+
+    /// Log in now, once and without retrying, and keep the connection for
+    /// the next operation: the check a frontend makes when the user types
+    /// the server's address and password, after which browsing and jobs
+    /// reuse that login. Nothing is done when a live connection is idle or
+    /// all the pool's connections are busy.
+    ///
+    /// ```no_run
+    /// # fn main() -> bk_ftp::Result<()> {
+    /// use bk_ftp::{FtpConfig, FtpUrl, Pool};
+    /// let pool = Pool::new(FtpUrl::parse("ftp://bob:pw@127.0.0.1:2121/").unwrap(), FtpConfig::default());
+    /// pool.log_in()?; // a wrong password is reported here
+    /// let entries = pool.run(true, |c| c.list("/"))?; // no second login
+    /// assert_eq!(pool.connects(), 1);
+    /// # let _ = entries; Ok(()) }
+    /// ```
+    pub fn log_in(&self) -> Result<()> {
+        if let Some(c) = self.take_idle() {
+            self.give_back(c);
+            return Ok(());
+        }
+        let open = self.open.load(Ordering::SeqCst);
+        if open >= self.limit()
+            || self
+                .open
+                .compare_exchange(open, open + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            // Every connection is busy (so logged in), or another thread
+            // is logging in right now.
+            return Ok(());
+        }
+        self.connects.fetch_add(1, Ordering::SeqCst);
+        match FtpClient::connect(&self.url, &self.config) {
+            Ok(c) => {
+                self.give_back(c);
+                Ok(())
+            }
+            Err(e) => {
+                self.open.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Check every connection idle for [`FtpConfig::idle_check`] or longer
+    /// with `NOOP` (which also keeps the server from closing it for
+    /// idleness) and close those that no longer answer.
+    pub fn keep_alive(&self) {
+        let due: Vec<FtpClient> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let (due, fresh): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(_, t)| t.elapsed() >= self.config.idle_check);
+            *idle = fresh;
+            due.into_iter().map(|(c, _)| c).collect()
+        };
+        for mut c in due {
+            if c.noop().is_ok() {
+                self.give_back(c);
+            } else {
+                self.replaced.fetch_add(1, Ordering::SeqCst);
+                self.discard(c);
+            }
+        }
     }
 
     /// Failures retried so far, in all (taking the records does not reset it).
@@ -135,9 +224,22 @@ impl Pool {
         }
     }
 
+    /// An idle connection that is alive: one idle for less than
+    /// `idle_check`, or one that answered `NOOP`. Dead ones are closed.
+    fn take_idle(&self) -> Option<FtpClient> {
+        loop {
+            let (mut c, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if since.elapsed() < self.config.idle_check || c.noop().is_ok() {
+                return Some(c);
+            }
+            self.replaced.fetch_add(1, Ordering::SeqCst);
+            self.discard(c);
+        }
+    }
+
     fn take(&self) -> Result<FtpClient> {
         loop {
-            if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            if let Some(c) = self.take_idle() {
                 return Ok(c);
             }
             let open = self.open.load(Ordering::SeqCst);
@@ -168,7 +270,10 @@ impl Pool {
     }
 
     fn give_back(&self, c: FtpClient) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((c, Instant::now()));
     }
 
     fn discard(&self, c: FtpClient) {
@@ -272,7 +377,7 @@ impl Pool {
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
         {
-            c.quit();
+            c.0.quit();
             self.open.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -328,6 +433,7 @@ impl Drop for PooledClient {
 #[cfg(test)]
 mod tests {
     use std::net::TcpListener;
+    use std::sync::Arc;
     use std::time::Instant;
 
     use bk_testkit::{CutProxy, Cuts, ServerKind, ServerOptions, TestServer};
@@ -359,6 +465,128 @@ mod tests {
             }
         });
         port
+    }
+
+    fn counted(s: &TestServer) -> CutProxy {
+        CutProxy::start(&s.addr(), Cuts::none()).unwrap()
+    }
+
+    #[test]
+    fn log_in_keeps_its_connection_for_the_next_operations() {
+        let s = server();
+        let proxy = counted(&s);
+        let pool = Pool::new(url_at(&s, proxy.port()), FtpConfig::default().connections(3));
+        pool.log_in().unwrap();
+        assert_eq!((proxy.logins(), pool.open_connections()), (1, 1));
+        // Again: the idle connection is enough.
+        pool.log_in().unwrap();
+        let dir = s.remote_base().to_string();
+        std::fs::write(s.local_path(&remote(&s, "x.txt")), b"x").unwrap();
+        for _ in 0..3 {
+            let l = pool.run(true, |c: &mut FtpClient| c.list(&dir)).unwrap();
+            assert!(l.iter().any(|e| e.name == "x.txt"), "{l:?}");
+        }
+        assert_eq!(proxy.logins(), 1);
+        assert_eq!(proxy.control_conns(), 1);
+        assert_eq!(pool.connects(), 1);
+    }
+
+    #[test]
+    fn a_refused_log_in_is_reported_at_once_and_keeps_nothing() {
+        let s = server();
+        let proxy = counted(&s);
+        let mut u = url_at(&s, proxy.port());
+        u.set_password("not-the-password");
+        let pool = Pool::new(u, FtpConfig::default().retries(5, Duration::from_millis(10)));
+        let e = pool.log_in().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+        assert_eq!((proxy.logins(), pool.open_connections()), (1, 0));
+        assert!(!e.to_string().contains("not-the-password"), "{e}");
+    }
+
+    #[test]
+    fn more_connections_open_only_when_all_are_busy_and_are_then_reused() {
+        let s = server();
+        let proxy = counted(&s);
+        let pool = Arc::new(Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().connections(3),
+        ));
+        pool.log_in().unwrap();
+        // Three at once: two more logins.
+        let held: Vec<PooledClient> = (0..3).map(|_| pool.checkout().unwrap()).collect();
+        assert_eq!(proxy.logins(), 3);
+        drop(held);
+        // Three at once again, and many one after another: no new login.
+        let held: Vec<PooledClient> = (0..3).map(|_| pool.checkout().unwrap()).collect();
+        drop(held);
+        for _ in 0..5 {
+            pool.run(true, |c: &mut FtpClient| c.noop()).unwrap();
+        }
+        assert_eq!((proxy.logins(), pool.connects()), (3, 3));
+        assert_eq!(proxy.control_conns(), 3);
+    }
+
+    #[test]
+    fn a_connection_the_server_dropped_is_replaced_by_one_fresh_login() {
+        let s = server();
+        let dir = s.remote_base().to_string();
+        // Checked before every reuse: the dead connection is found by NOOP,
+        // and the operation does not even see a failure.
+        let proxy = counted(&s);
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().idle_check(Duration::ZERO),
+        );
+        pool.log_in().unwrap();
+        assert_eq!(proxy.drop_connections(), 1);
+        pool.run(false, |c: &mut FtpClient| c.list(&dir)).unwrap();
+        assert_eq!((proxy.logins(), pool.connects()), (2, 2));
+        assert_eq!((pool.replaced(), pool.retried()), (1, 0));
+        assert_eq!(pool.open_connections(), 1);
+
+        // Not checked (used again at once): the failed operation is retried
+        // on a fresh login, once.
+        let proxy = counted(&s);
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().retries(5, Duration::from_millis(10)),
+        );
+        pool.log_in().unwrap();
+        assert_eq!(proxy.drop_connections(), 1);
+        pool.run(true, |c: &mut FtpClient| c.list(&dir)).unwrap();
+        assert_eq!((proxy.logins(), pool.connects()), (2, 2));
+        assert_eq!(pool.retried(), 1);
+        assert_eq!(pool.open_connections(), 1);
+    }
+
+    #[test]
+    fn keep_alive_pings_idle_connections_and_closes_dead_ones() {
+        let s = server();
+        let proxy = counted(&s);
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().idle_check(Duration::ZERO),
+        );
+        pool.log_in().unwrap();
+        pool.keep_alive();
+        assert_eq!(proxy.commands("NOOP"), 1);
+        assert_eq!((pool.open_connections(), pool.replaced()), (1, 0));
+        proxy.drop_connections();
+        pool.keep_alive();
+        assert_eq!((pool.open_connections(), pool.replaced()), (0, 1));
+        assert_eq!(proxy.logins(), 1, "keep_alive does not log in");
+        pool.run(false, |c: &mut FtpClient| c.noop()).unwrap();
+        assert_eq!(proxy.logins(), 2);
+        // Connections idle for less than idle_check are left alone.
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().idle_check(Duration::from_secs(3600)),
+        );
+        pool.log_in().unwrap();
+        let noops = proxy.commands("NOOP");
+        pool.keep_alive();
+        assert_eq!(proxy.commands("NOOP"), noops);
     }
 
     #[test]
