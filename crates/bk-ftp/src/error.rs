@@ -116,9 +116,7 @@ impl Error {
 
     /// Mark this error as a timeout ([`Error::is_timeout`]).
     pub(crate) fn timed_out(mut self) -> Error {
-        self.source = Some(Box::new(std::io::Error::from(
-            std::io::ErrorKind::TimedOut,
-        )));
+        self.source = Some(Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)));
         self
     }
 

@@ -475,7 +475,10 @@ mod tests {
     fn log_in_keeps_its_connection_for_the_next_operations() {
         let s = server();
         let proxy = counted(&s);
-        let pool = Pool::new(url_at(&s, proxy.port()), FtpConfig::default().connections(3));
+        let pool = Pool::new(
+            url_at(&s, proxy.port()),
+            FtpConfig::default().connections(3),
+        );
         pool.log_in().unwrap();
         assert_eq!((proxy.logins(), pool.open_connections()), (1, 1));
         // Again: the idle connection is enough.
@@ -497,7 +500,10 @@ mod tests {
         let proxy = counted(&s);
         let mut u = url_at(&s, proxy.port());
         u.set_password("not-the-password");
-        let pool = Pool::new(u, FtpConfig::default().retries(5, Duration::from_millis(10)));
+        let pool = Pool::new(
+            u,
+            FtpConfig::default().retries(5, Duration::from_millis(10)),
+        );
         let e = pool.log_in().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
         assert_eq!((proxy.logins(), pool.open_connections()), (1, 0));

@@ -175,10 +175,7 @@ impl CutProxy {
                 let (sh, cuts, left) = (sh.clone(), cuts.clone(), left.clone());
                 thread::spawn(move || {
                     control(client, server, cut_after, &sh, &cuts, &left);
-                    sh.live
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&n);
+                    sh.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&n);
                 });
             }
         });

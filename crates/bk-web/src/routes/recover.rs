@@ -159,10 +159,8 @@ pub(super) async fn restore(req: HttpRequest, st: St, form: web::Form<RestoreFor
                 return fail("Recover into a new folder, not the FTP server's top folder.".into())
                     .await;
             }
-            Location::Ftp {
-                url: conn.ftp.as_ref().expect("checked").with_path(&p),
-                config: conn.ftp_config.clone(),
-            }
+            // The session's pool: the recovery reuses its login.
+            Location::ftp_shared(conn.pool.clone().expect("connected to FTP"), &p)
         }
         "local" => {
             return Err(WebError::Forbidden(

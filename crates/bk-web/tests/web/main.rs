@@ -5,6 +5,7 @@ mod cancel;
 mod check;
 mod common;
 mod ftp;
+mod ftp_logins;
 mod partial;
 mod roundtrip;
 mod security;
