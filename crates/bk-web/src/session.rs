@@ -230,6 +230,15 @@ impl SessionStore {
         self.lock().remove(sid);
     }
 
+    /// The dataset-server pools of the live sessions, for keep-alive.
+    pub fn ftp_pools(&self) -> Vec<Arc<Pool>> {
+        let mut map = self.lock();
+        self.sweep(&mut map);
+        map.values()
+            .filter_map(|s| s.conn.as_ref()?.pool.clone())
+            .collect()
+    }
+
     /// Number of live sessions (for tests).
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {

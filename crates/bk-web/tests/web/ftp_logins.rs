@@ -269,3 +269,30 @@ async fn slow_forms_and_ftp_listings_carry_their_busy_sign() {
     assert!(js.body.contains("form[data-busy]"), "{}", js.body);
     assert!(js.body.contains("b.disabled = true"), "{}", js.body);
 }
+
+#[actix_web::test]
+async fn idle_logins_are_kept_alive_while_the_session_lives() {
+    let s = server();
+    std::fs::create_dir_all(s.local_path("/data/proj")).unwrap();
+    let proxy = CutProxy::start(&s.addr(), Cuts::none()).unwrap();
+    // The sweeper runs every ttl / 2; every idle connection is due.
+    let st = state(
+        WebOptions::new()
+            .session_ttl(Duration::from_secs(2))
+            .ftp_config(config(2).idle_check(Duration::ZERO)),
+    );
+    let app = test::init_service(App::new().configure(bk_web::configure(st.clone()))).await;
+    let mut b = Browser::new().secret(s.password());
+    connect(&app, &mut b, &s, &proxy).await;
+    // (Opening the repository NOOPs its reused connections too: count
+    // from here.)
+    let noops = proxy.commands("NOOP");
+    let t = Instant::now();
+    while proxy.commands("NOOP") == noops {
+        assert!(t.elapsed() < Duration::from_secs(5), "no keep-alive NOOP");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = b.get(&app, "/browse?side=ftp&path=%2Fdata").await;
+    assert!(r.body.contains(">proj/<"), "{}", r.body);
+    assert_eq!(proxy.logins(), 2, "kept alive, not logged in again");
+}
