@@ -6,6 +6,11 @@
 //! `label-studio+http://` in the next connectors. Parse it here, give it the
 //! secret it asks for ([`Location::login`], [`Location::set_password`]), then
 //! open what it names: a [`Repository`], a [`Source`] or a [`Target`].
+//!
+//! A command opens its own connections. A frontend that stays connected (the
+//! web UI's session) builds its FTP locations with [`Location::ftp_shared`]
+//! instead, so that browsing and every job reuse the connections the
+//! session logged in once.
 //! Adding a connector means one folder under `connector/` and one arm in
 //! each match of this file.
 
@@ -14,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bk_ftp::{FtpConfig, FtpUrl};
+use bk_ftp::{FtpConfig, FtpUrl, Pool};
 
 use crate::connector::ftp::{FtpBackend, FtpSource, FtpTarget};
 use crate::connector::local::{LocalBackend, LocalSource, LocalTarget, default_dataset_name};
@@ -119,6 +124,9 @@ impl FtpOptions {
 /// A parsed location.
 #[derive(Clone)]
 #[non_exhaustive]
+// A command holds a handful of locations: boxing the FTP variant would save
+// nothing worth its noise at every construction and match.
+#[allow(clippy::large_enum_variant)]
 pub enum Location {
     /// A local (or mounted) directory.
     Local(PathBuf),
@@ -128,6 +136,9 @@ pub enum Location {
         url: FtpUrl,
         /// Connection settings.
         config: FtpConfig,
+        /// Connections to that server to use, shared with whoever else
+        /// holds them ([`Location::ftp_shared`]); `None`: open new ones.
+        pool: Option<Arc<Pool>>,
     },
 }
 
@@ -178,10 +189,7 @@ impl Location {
     pub fn parse(s: &str, role: Role, ftp: &FtpOptions) -> Result<Location> {
         if is_ftp(s) {
             let url = FtpUrl::parse(s).map_err(|e| Error::Invalid(e.to_string()))?;
-            return Ok(Location::Ftp {
-                url,
-                config: ftp.config(),
-            });
+            return Ok(Location::ftp(url, ftp.config()));
         }
         if let Some((scheme, _)) = s.split_once("://")
             && !scheme.is_empty()
@@ -201,6 +209,32 @@ impl Location {
     /// A local directory.
     pub fn local(p: impl Into<PathBuf>) -> Location {
         Location::Local(p.into())
+    }
+
+    /// The directory of `url` on its FTP server, reached over connections
+    /// opened for whatever is opened here.
+    pub fn ftp(url: FtpUrl, config: FtpConfig) -> Location {
+        Location::Ftp {
+            url,
+            config,
+            pool: None,
+        }
+    }
+
+    /// Directory `path` of `pool`'s FTP server, reached over the pool's
+    /// connections: a source, target or repository opened here logs in
+    /// only when all of them are busy, and leaves them in the pool when it
+    /// is done. The pool's URL and settings are the location's.
+    ///
+    /// Give a repository a pool of its own, not the one its datasets or
+    /// restore targets use: a backup holds dataset connections while it
+    /// writes packs, so one pool for both could wait on itself.
+    pub fn ftp_shared(pool: Arc<Pool>, path: &str) -> Location {
+        Location::Ftp {
+            url: pool.url().with_path(path),
+            config: pool.config().clone(),
+            pool: Some(pool),
+        }
     }
 
     /// Whether this is on another machine (reached over the network).
@@ -240,8 +274,22 @@ impl Location {
         }
     }
 
-    fn ftp_backend(url: &FtpUrl, config: &FtpConfig) -> Result<Arc<FtpBackend>> {
-        let b = Arc::new(FtpBackend::new(url.clone(), config.clone()));
+    /// The connections to use for an FTP location: the shared pool, or a
+    /// new one.
+    fn ftp_pool(url: &FtpUrl, config: &FtpConfig, pool: &Option<Arc<Pool>>) -> Arc<Pool> {
+        pool.clone()
+            .unwrap_or_else(|| Arc::new(Pool::new(url.clone(), config.clone())))
+    }
+
+    fn ftp_backend(
+        url: &FtpUrl,
+        config: &FtpConfig,
+        pool: &Option<Arc<Pool>>,
+    ) -> Result<Arc<FtpBackend>> {
+        let b = Arc::new(FtpBackend::with_pool(
+            Self::ftp_pool(url, config, pool),
+            &url.path,
+        ));
         b.connect()?;
         Ok(b)
     }
@@ -250,7 +298,9 @@ impl Location {
     pub fn open(&self) -> Result<Repository> {
         match self {
             Location::Local(p) => Repository::open_local(p),
-            Location::Ftp { url, config } => Repository::open(Self::ftp_backend(url, config)?),
+            Location::Ftp { url, config, pool } => {
+                Repository::open(Self::ftp_backend(url, config, pool)?)
+            }
         }
     }
 
@@ -258,8 +308,8 @@ impl Location {
     pub fn open_or_init(&self) -> Result<Repository> {
         match self {
             Location::Local(p) => Repository::open_or_init_local(p),
-            Location::Ftp { url, config } => {
-                Repository::open_or_init(Self::ftp_backend(url, config)?)
+            Location::Ftp { url, config, pool } => {
+                Repository::open_or_init(Self::ftp_backend(url, config, pool)?)
             }
         }
     }
@@ -268,7 +318,9 @@ impl Location {
     pub fn init(&self) -> Result<Repository> {
         match self {
             Location::Local(p) => Repository::init(Arc::new(LocalBackend::new(p.clone()))),
-            Location::Ftp { url, config } => Repository::init(Self::ftp_backend(url, config)?),
+            Location::Ftp { url, config, pool } => {
+                Repository::init(Self::ftp_backend(url, config, pool)?)
+            }
         }
     }
 
@@ -277,13 +329,16 @@ impl Location {
     pub fn source(&self, excludes: &[String]) -> Result<Box<dyn Source>> {
         let src: Box<dyn Source> = match self {
             Location::Local(p) => Box::new(LocalSource::new(p, excludes)?),
-            Location::Ftp { url, config } => {
+            Location::Ftp { url, config, pool } => {
                 if !excludes.is_empty() {
                     return Err(Error::Invalid(
                         "--exclude applies to local datasets only".into(),
                     ));
                 }
-                Box::new(FtpSource::new(url.clone(), config.clone()))
+                Box::new(FtpSource::with_pool(
+                    Self::ftp_pool(url, config, pool),
+                    &url.path,
+                ))
             }
         };
         src.root()?;
@@ -317,15 +372,15 @@ impl Location {
             Location::Local(p) => Ok(Box::new(
                 LocalTarget::new(p, overwrite || delete)?.delete(delete),
             )),
-            Location::Ftp { url, config } => {
+            Location::Ftp { url, config, pool } => {
                 if delete {
                     return Err(Error::Invalid(format!(
                         "--delete applies to local output directories only; restore to {self} with --overwrite"
                     )));
                 }
-                Ok(Box::new(FtpTarget::new(
-                    url.clone(),
-                    config.clone(),
+                Ok(Box::new(FtpTarget::with_pool(
+                    Self::ftp_pool(url, config, pool),
+                    &url.path,
                     overwrite,
                 )?))
             }
@@ -363,6 +418,69 @@ mod tests {
         );
         // A local name that merely contains "://" after a non-scheme part.
         assert!(matches!(parse("./a b://c").unwrap(), Location::Local(_)));
+    }
+
+    /// A backup from an FTP dataset and a restore back to the server, both
+    /// over one shared pool (and the repository over a pool of its own):
+    /// one login per parallel connection, reused by both jobs.
+    #[test]
+    fn shared_pools_log_in_once_per_connection_across_backup_and_restore() {
+        use bk_testkit::{CutProxy, Cuts, ServerKind, ServerOptions, TestServer};
+
+        use crate::ops::backup::BackupOptions;
+        use crate::ops::restore::{RestoreOptions, restore_to};
+        use crate::snapshot::Select;
+
+        let s = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
+        let base = s.remote_base().trim_end_matches('/').to_string();
+        let data = s.local_path(&format!("{base}/data"));
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        std::fs::write(data.join("a.txt"), b"alpha\n").unwrap();
+        std::fs::write(data.join("sub/b.bin"), vec![7u8; 70_000]).unwrap();
+        let proxy = CutProxy::start(&s.addr(), Cuts::none()).unwrap();
+        let mut url =
+            FtpUrl::parse(&format!("ftp://{}@127.0.0.1:{}/", s.user(), proxy.port())).unwrap();
+        url.set_password(s.password());
+        let cfg = FtpConfig::default().connections(2);
+        let pool = Arc::new(Pool::new(url.clone(), cfg.clone()));
+        pool.log_in().unwrap();
+        let repo_pool = Arc::new(Pool::new(url, cfg));
+        let repo = Location::ftp_shared(repo_pool.clone(), &format!("{base}/repo"))
+            .open_or_init()
+            .unwrap();
+        assert_eq!(proxy.logins(), 2);
+
+        let src = Location::ftp_shared(pool.clone(), &format!("{base}/data"));
+        assert!(!src.to_string().contains(s.password()));
+        let source = src.source(&[]).unwrap();
+        let snap = crate::backup(&repo, &*source, &BackupOptions::new("data").threads(2)).unwrap();
+        assert_eq!(snap.stats.files, 2);
+        drop(source);
+        let after_backup = (pool.connects(), repo_pool.connects());
+        assert!(
+            after_backup.0 <= 2 && after_backup.1 <= 2,
+            "{after_backup:?}"
+        );
+        assert_eq!(pool.open_connections(), pool.connects(), "all kept");
+
+        let out = Location::ftp_shared(pool.clone(), &format!("{base}/out"));
+        restore_to(&repo, "data", &out, &RestoreOptions::new(Select::Latest)).unwrap();
+        let restored = s.local_path(&format!("{base}/out"));
+        assert_eq!(std::fs::read(restored.join("a.txt")).unwrap(), b"alpha\n");
+        assert_eq!(
+            std::fs::read(restored.join("sub/b.bin")).unwrap(),
+            vec![7u8; 70_000]
+        );
+        // Every login the server saw is one the two pools counted, and no
+        // more than their parallel connections.
+        let logins = pool.connects() + repo_pool.connects();
+        assert_eq!(proxy.logins(), logins);
+        assert_eq!(proxy.control_conns(), logins);
+        assert!(
+            pool.connects() <= 2 && repo_pool.connects() <= 2,
+            "{logins}"
+        );
+        assert_eq!(pool.open_connections(), pool.connects(), "kept for reuse");
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct FtpConfig {
     /// Use PASV even when the server offers EPSV (PASV replies always have
     /// their address replaced by the control connection's).
     pub force_pasv: bool,
+    /// A [`crate::Pool`] connection idle this long is checked with `NOOP`
+    /// before it is used again, and replaced by a fresh login when the
+    /// server dropped it (servers close idle sessions after minutes).
+    pub idle_check: Duration,
 }
 
 impl Default for FtpConfig {
@@ -79,6 +83,7 @@ impl Default for FtpConfig {
             attempts_with_progress: 20,
             backoff: Duration::from_millis(200),
             force_pasv: false,
+            idle_check: Duration::from_secs(5),
         }
     }
 }
@@ -148,6 +153,17 @@ impl FtpConfig {
     /// ```
     pub fn attempts_with_progress(mut self, n: u32) -> Self {
         self.attempts_with_progress = n.max(self.retries);
+        self
+    }
+    /// Check a pooled connection idle this long with `NOOP` before reusing
+    /// it ([`Duration::ZERO`]: before every reuse).
+    ///
+    /// ```
+    /// let cfg = bk_ftp::FtpConfig::default().idle_check(std::time::Duration::from_secs(30));
+    /// assert_eq!(cfg.idle_check.as_secs(), 30);
+    /// ```
+    pub fn idle_check(mut self, d: Duration) -> Self {
+        self.idle_check = d;
         self
     }
 }
@@ -1151,6 +1167,7 @@ fn no_greeting(url: &FtpUrl, greet: Duration) -> Error {
             seconds(greet)
         ),
     )
+    .timed_out()
 }
 
 /// "15 s", "0.3 s".
@@ -1362,7 +1379,20 @@ mod tests {
             )),
             "{e}"
         );
+        assert!(e.is_timeout(), "{e}");
         assert_eq!(seconds(FtpConfig::default().greeting_timeout), "15 s");
+    }
+
+    #[test]
+    fn a_server_that_greets_and_then_stays_silent_times_out_at_login() {
+        let port = silent_port(b"220 slow server\r\n");
+        let cfg = FtpConfig::default().timeouts(Duration::from_secs(5), Duration::from_millis(300));
+        let t = Instant::now();
+        let e = FtpClient::connect(&url(port), &cfg).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(e.is_timeout(), "{e}");
+        assert_eq!(e.op(), "logging in to", "{e}");
+        assert!(!e.to_string().contains("pw"), "{e}");
     }
 
     #[test]
@@ -1398,6 +1428,7 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
             assert_eq!(e.kind(), ErrorKind::NotFtp, "{e}");
             assert_eq!(pool.connects(), 1, "retried: {e}");
+            assert!(!e.is_timeout(), "{e}");
             let msg = e.to_string();
             assert!(msg.contains(&first), "{msg}");
             assert!(

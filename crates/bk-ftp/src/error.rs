@@ -93,6 +93,33 @@ impl Error {
         )
     }
 
+    /// Whether the server (or the network) did not answer in time: a
+    /// connect, greeting or reply timeout, as opposed to a refusal.
+    pub fn is_timeout(&self) -> bool {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(x) = e {
+            if let Some(io) = x.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                )
+            {
+                return true;
+            }
+            e = x.source();
+        }
+        false
+    }
+
+    /// Mark this error as a timeout ([`Error::is_timeout`]).
+    pub(crate) fn timed_out(mut self) -> Error {
+        self.source = Some(Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        self
+    }
+
     /// From a suppaftp error.
     pub(crate) fn ftp(op: &'static str, path: Option<&str>, e: suppaftp::FtpError) -> Error {
         use suppaftp::FtpError as F;

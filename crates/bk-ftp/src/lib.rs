@@ -10,7 +10,9 @@
 //!   formats), stat, streaming upload and download with resume, atomic
 //!   put/get, rename, delete, `mkdir -p`, MDTM/MFMT;
 //! - [`Pool`]: N connections shared by threads, with retry and backoff on
-//!   transient failures, shrinking when a server caps connections;
+//!   transient failures, shrinking when a server caps connections; logged
+//!   in once per connection and kept ([`Pool::log_in`]), idle connections
+//!   checked and replaced when the server dropped them;
 //! - [`upload_tree`], [`download_tree`], [`mirror`], [`walk_remote`],
 //!   [`walk_local`], [`compare`].
 //!

@@ -19,6 +19,14 @@
 //!   client got a short file, and it stores a short file for an upload
 //!   that the client believes sent: only a size check shows either.
 //!
+//! It also counts what went through: control connections, commands by verb
+//! ([`CutProxy::logins`] counts `USER`), data connections; and it can drop
+//! every control connection open now ([`CutProxy::drop_connections`]), as a
+//! server restart or an idle timeout does. With [`Cuts::none`] it only
+//! counts: the counting proxy of login tests. (Commands are read in plain
+//! FTP only: after `AUTH TLS` they are encrypted, and only connections are
+//! counted.)
+//!
 //! ```no_run
 //! use bk_testkit::{Cuts, CutProxy, ServerKind, ServerOptions, TestServer};
 //! let server = TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap();
@@ -56,6 +64,16 @@ pub struct Cuts {
 }
 
 impl Cuts {
+    /// Cut nothing: count only.
+    ///
+    /// ```
+    /// let c = bk_testkit::Cuts::none();
+    /// assert_eq!((c.control, c.data), (0, 0));
+    /// ```
+    pub fn none() -> Cuts {
+        Cuts::default()
+    }
+
     /// Cut the first `n` control connections after `after` bytes from the server.
     pub fn control(n: usize, after: u64) -> Cuts {
         Cuts {
@@ -106,6 +124,12 @@ struct Shared {
     data_cuts: AtomicUsize,
     data_conns: AtomicUsize,
     replies_lost: AtomicUsize,
+    control_conns: AtomicUsize,
+    /// Commands the clients sent, by verb (upper case).
+    verbs: Mutex<std::collections::HashMap<String, usize>>,
+    /// The control connections open now (client side, server side), by
+    /// their number.
+    live: Mutex<std::collections::HashMap<usize, (TcpStream, TcpStream)>>,
     /// The commands of [`Cuts::lose_reply_to`] whose reply is still to lose.
     to_lose: Mutex<Vec<String>>,
 }
@@ -141,8 +165,18 @@ impl CutProxy {
                     continue;
                 };
                 let cut_after = (n < cuts.control).then_some(cuts.control_after);
+                sh.control_conns.fetch_add(1, Ordering::SeqCst);
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    sh.live
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(n, (c, s));
+                }
                 let (sh, cuts, left) = (sh.clone(), cuts.clone(), left.clone());
-                thread::spawn(move || control(client, server, cut_after, &sh, &cuts, &left));
+                thread::spawn(move || {
+                    control(client, server, cut_after, &sh, &cuts, &left);
+                    sh.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&n);
+                });
             }
         });
         Ok(CutProxy { port, shared })
@@ -172,6 +206,47 @@ impl CutProxy {
     /// Data connections relayed so far.
     pub fn data_conns(&self) -> usize {
         self.shared.data_conns.load(Ordering::SeqCst)
+    }
+
+    /// Control connections accepted so far.
+    pub fn control_conns(&self) -> usize {
+        self.shared.control_conns.load(Ordering::SeqCst)
+    }
+
+    /// How many times clients sent `verb` (any case) so far.
+    pub fn commands(&self, verb: &str) -> usize {
+        let verb = verb.to_ascii_uppercase();
+        self.shared
+            .verbs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&verb)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Logins so far: the `USER` commands clients sent.
+    pub fn logins(&self) -> usize {
+        self.commands("USER")
+    }
+
+    /// Shut down every control connection open now, both ways, as a server
+    /// that restarts or drops idle sessions does; returns how many. Later
+    /// connections go through as before.
+    pub fn drop_connections(&self) -> usize {
+        let live: Vec<(TcpStream, TcpStream)> = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for (c, s) in &live {
+            let _ = s.shutdown(Shutdown::Both);
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        live.len()
     }
 }
 
@@ -210,6 +285,11 @@ fn control(
                     let text = text.trim_end();
                     let (word, arg) = text.split_once(' ').unwrap_or((text, ""));
                     let word = word.to_ascii_uppercase();
+                    *sh.verbs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(word.clone())
+                        .or_default() += 1;
                     let mut to_lose = sh.to_lose.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(i) = to_lose.iter().position(|w| *w == word) {
                         to_lose.remove(i);

@@ -218,6 +218,14 @@ impl AppState {
                     match weak.upgrade() {
                         Some(st) => {
                             st.sessions.len();
+                            // NOOP idle FTP logins so that servers keep them
+                            // (off this thread: a dead link waits a timeout).
+                            let pools = st.sessions.ftp_pools();
+                            if !pools.is_empty() {
+                                std::thread::spawn(move || {
+                                    pools.iter().for_each(|p| p.keep_alive())
+                                });
+                            }
                         }
                         None => return,
                     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use bk_core::Repository;
-use bk_ftp::{FtpConfig, FtpUrl, Pool};
+use bk_ftp::{FtpUrl, Pool};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "bk_session";
@@ -53,10 +53,13 @@ pub struct Connection {
     /// The dataset server (pull mode), with the password; `None` when the
     /// user works with local directories only.
     pub ftp: Option<FtpUrl>,
-    /// Connections to the dataset server, for browsing.
+    /// The session's connections to the dataset server, logged in once at
+    /// connect and reused by browsing, backups from it and recoveries to
+    /// it (build their locations with `Location::ftp_shared`); its
+    /// `config()` holds the FTP settings. Idle connections are checked
+    /// before reuse and replaced when the server dropped them. An FTP
+    /// repository keeps a pool of its own inside `repo`.
     pub pool: Option<Arc<Pool>>,
-    /// FTP settings (TLS trust and timeouts).
-    pub ftp_config: FtpConfig,
     /// The open repository.
     pub repo: Arc<Repository>,
     /// Where the repository lives, for display (never a password).
@@ -227,6 +230,15 @@ impl SessionStore {
     /// Forget a session and everything it holds (FTP credentials included).
     pub fn remove(&self, sid: &str) {
         self.lock().remove(sid);
+    }
+
+    /// The dataset-server pools of the live sessions, for keep-alive.
+    pub fn ftp_pools(&self) -> Vec<Arc<Pool>> {
+        let mut map = self.lock();
+        self.sweep(&mut map);
+        map.values()
+            .filter_map(|s| s.conn.as_ref()?.pool.clone())
+            .collect()
     }
 
     /// Number of live sessions (for tests).

@@ -107,9 +107,63 @@
     };
   }
 
+  // Steps that can take seconds (an FTP login, starting a job, listing a
+  // folder on the FTP server) say that they work: a form with data-busy
+  // disables its button and shows that text on submit; a link inside an
+  // element with data-busy is marked busy on click and not followed twice.
+  function busySigns() {
+    document.querySelectorAll("form[data-busy]").forEach(function (form) {
+      form.addEventListener("submit", function (ev) {
+        if (ev.defaultPrevented) return;
+        var text = form.getAttribute("data-busy");
+        var b = ev.submitter || form.querySelector("button[type=submit], button:not([type])");
+        if (!b) return;
+        if (b.name) {
+          // A disabled button is not sent: keep its name and value.
+          var keep = document.createElement("input");
+          keep.type = "hidden";
+          keep.name = b.name;
+          keep.value = b.value;
+          form.appendChild(keep);
+        }
+        b.setAttribute("data-idle-text", b.textContent);
+        b.textContent = text;
+        b.disabled = true;
+        form.setAttribute("aria-busy", "true");
+      });
+    });
+    document.querySelectorAll("[data-busy]:not(form)").forEach(function (box) {
+      box.addEventListener("click", function (ev) {
+        var a = ev.target.closest ? ev.target.closest("a[href]") : null;
+        if (!a || !box.contains(a) || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+        if (a.classList.contains("busy")) { ev.preventDefault(); return; }
+        a.classList.add("busy");
+        a.setAttribute("aria-disabled", "true");
+        a.setAttribute("data-busy-shown", box.getAttribute("data-busy"));
+        box.setAttribute("aria-busy", "true");
+      });
+    });
+    // Back to a page kept by the browser's cache: it is idle again.
+    window.addEventListener("pageshow", function (ev) {
+      if (!ev.persisted) return;
+      document.querySelectorAll("[data-idle-text]").forEach(function (b) {
+        b.textContent = b.getAttribute("data-idle-text");
+        b.disabled = false;
+      });
+      document.querySelectorAll("a.busy").forEach(function (a) {
+        a.classList.remove("busy");
+        a.removeAttribute("aria-disabled");
+      });
+      document.querySelectorAll("[aria-busy]").forEach(function (x) {
+        x.removeAttribute("aria-busy");
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes();
     beforeField();
     liveJob();
+    busySigns();
   });
 })();

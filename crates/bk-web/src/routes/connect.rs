@@ -2,6 +2,7 @@
 //! repository, logging out, and the home page.
 
 use super::*;
+use bk_ftp::FtpConfig;
 
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
@@ -170,9 +171,16 @@ fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (Status
             return Err(bad("The password contains a line break.".into()));
         }
         url.password = Some(Secret::new(pw));
-        let c = FtpClient::connect(&url, &cfg).map_err(|e| connect_error(&url, &e, pw))?;
-        c.quit();
-        Some(url)
+        // The session's one login: the check's connection stays in the
+        // pool that browsing and jobs use.
+        let pool = Arc::new(Pool::new(url.clone(), cfg.clone()));
+        pool.log_in()
+            .map_err(|e| connect_error(&url, &cfg, &e, pw))?;
+        Some((url, pool))
+    };
+    let (ftp, pool) = match ftp {
+        Some((u, p)) => (Some(u), Some(p)),
+        None => (None, None),
     };
     let (loc, shown) = match (&st.opts.repo, &ftp) {
         (Some(loc), _) => (loc.clone(), loc.to_string()),
@@ -185,13 +193,9 @@ fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (Status
             }
             let u = url.with_path(&p);
             let shown = u.to_string();
-            (
-                RepoLocation::Ftp {
-                    url: u,
-                    config: cfg.clone(),
-                },
-                shown,
-            )
+            // A pool of its own, kept with the repository for the session
+            // (see Location::ftp_shared on why not the dataset pool).
+            (RepoLocation::ftp(u, cfg.clone()), shown)
         }
         (None, None) => return Err(bad("Enter the address of the FTP server.".into())),
     };
@@ -201,22 +205,39 @@ fn open_connection(st: &AppState, f: &ConnectForm) -> Result<Connection, (Status
             scrub(format!("Could not open the repository at {shown}: {e}"), pw),
         )
     })?;
-    let pool = ftp
-        .as_ref()
-        .map(|u| Arc::new(Pool::new(u.clone(), cfg.clone().connections(2))));
     Ok(Connection {
         ftp,
         pool,
-        ftp_config: cfg,
         repo: Arc::new(repo),
         repo_shown: shown,
         repo_at: loc,
     })
 }
 
-fn connect_error(url: &FtpUrl, e: &bk_ftp::Error, pw: &str) -> (StatusCode, String) {
+fn connect_error(
+    url: &FtpUrl,
+    cfg: &FtpConfig,
+    e: &bk_ftp::Error,
+    pw: &str,
+) -> (StatusCode, String) {
     let addr = url.addr();
     let (status, msg) = match e.kind() {
+        _ if e.is_timeout() => {
+            let waited = if e.op().starts_with("connecting to") {
+                cfg.connect_timeout
+            } else if e.kind() == FtpErrorKind::NotFtp {
+                cfg.greeting_timeout
+            } else {
+                cfg.io_timeout
+            };
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "The FTP server at {addr} did not answer within {}. Check the address and port, or try again when the server is less busy.",
+                    seconds(waited)
+                ),
+            )
+        }
         FtpErrorKind::Auth => (
             StatusCode::UNAUTHORIZED,
             format!(
@@ -243,6 +264,15 @@ fn connect_error(url: &FtpUrl, e: &bk_ftp::Error, pw: &str) -> (StatusCode, Stri
         ),
     };
     (status, scrub(msg, pw))
+}
+
+/// "10 s", "0.5 s".
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 #[derive(Deserialize)]

@@ -102,15 +102,11 @@ fn dataset_location(
 ) -> Result<Folder, WebError> {
     if side == "ftp" {
         let p = paths::ftp_path(ftp_text(raw)?).map_err(path_err)?;
-        let url = conn
-            .ftp
-            .as_ref()
-            .ok_or_else(|| WebError::BadRequest("You are not connected to an FTP server.".into()))?
-            .with_path(&p);
-        let loc = Location::Ftp {
-            url,
-            config: conn.ftp_config.clone(),
-        };
+        // The session's pool: the backup reuses its login.
+        let pool = conn.pool.clone().ok_or_else(|| {
+            WebError::BadRequest("You are not connected to an FTP server.".into())
+        })?;
+        let loc = Location::ftp_shared(pool, &p);
         Ok(Folder {
             loc,
             bytes: p.into_bytes(),

@@ -14,7 +14,7 @@ use bk_core::location::{Location, RepoLocation};
 use bk_core::tree::{Node, NodeKind};
 use bk_core::{BackupOptions, Cancel, Repository, RestoreOptions, Select, Snapshot};
 use bk_ftp::url::{self as ftp_url, Secret};
-use bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpClient, FtpUrl, Pool};
+use bk_ftp::{EntryKind, ErrorKind as FtpErrorKind, FtpUrl, Pool};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,7 @@ mod check;
 mod common;
 mod dashboard;
 mod ftp;
+mod ftp_logins;
 mod names;
 mod partial;
 mod recover;

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bk_ftp::{EntryKind, ErrorKind, FtpClient, FtpConfig, FtpUrl, Pool, url};
 
@@ -15,7 +15,7 @@ use crate::repo::layout::is_repository_dir;
 /// connections upload packs at once.
 #[derive(Debug)]
 pub struct FtpBackend {
-    pool: Pool,
+    pool: Arc<Pool>,
     root: String,
     made_dirs: Mutex<HashSet<String>>,
     /// The whole repository's listing from `remove_temp_files` (the start
@@ -41,9 +41,17 @@ impl FtpBackend {
     /// if any, is in the URL value, never shown).
     pub fn new(url: FtpUrl, config: FtpConfig) -> FtpBackend {
         let root = url.path.clone();
+        FtpBackend::with_pool(Arc::new(Pool::new(url, config)), &root)
+    }
+
+    /// A backend for directory `root` of `pool`'s server, over the pool's
+    /// connections. Give it a pool of its own: a backup that reads an FTP
+    /// dataset holds the dataset's connections while it writes packs, so
+    /// the two sharing one pool could wait on each other.
+    pub fn with_pool(pool: Arc<Pool>, root: &str) -> FtpBackend {
         FtpBackend {
-            pool: Pool::new(url, config),
-            root,
+            pool,
+            root: root.to_string(),
             made_dirs: Mutex::new(HashSet::new()),
             walked: Mutex::new(None),
         }

@@ -51,12 +51,19 @@ pub struct FtpSource {
 }
 
 impl FtpSource {
-    /// The dataset at `url` (its path is the dataset's root directory).
+    /// The dataset at `url` (its path is the dataset's root directory),
+    /// over connections of its own.
     pub fn new(url: FtpUrl, config: FtpConfig) -> FtpSource {
         let root = url.path.clone();
+        FtpSource::with_pool(Arc::new(Pool::new(url, config)), &root)
+    }
+
+    /// The dataset in directory `root` of `pool`'s server, over the pool's
+    /// connections (already logged in, say, and kept after the backup).
+    pub fn with_pool(pool: Arc<Pool>, root: &str) -> FtpSource {
         FtpSource {
-            pool: Arc::new(Pool::new(url, config)),
-            root,
+            pool,
+            root: root.to_string(),
         }
     }
 

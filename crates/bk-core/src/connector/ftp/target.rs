@@ -21,10 +21,17 @@ pub struct FtpTarget {
 }
 
 impl FtpTarget {
-    /// Prepare `url`'s directory: absent or empty unless `overwrite`.
+    /// Prepare `url`'s directory: absent or empty unless `overwrite`;
+    /// over connections of its own.
     pub fn new(url: FtpUrl, config: FtpConfig, overwrite: bool) -> Result<FtpTarget> {
         let root = url.path.clone();
-        let pool = Arc::new(Pool::new(url, config));
+        FtpTarget::with_pool(Arc::new(Pool::new(url, config)), &root, overwrite)
+    }
+
+    /// Prepare directory `root` of `pool`'s server, as [`FtpTarget::new`]
+    /// does, over the pool's connections.
+    pub fn with_pool(pool: Arc<Pool>, root: &str, overwrite: bool) -> Result<FtpTarget> {
+        let root = root.to_string();
         let shown = pool.url().with_path(&root).to_string();
         let existing = match pool.run(true, |c: &mut FtpClient| c.list(&root)) {
             Ok(e) => e,

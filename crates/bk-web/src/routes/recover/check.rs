@@ -310,10 +310,8 @@ pub(crate) async fn output(st: &AppState, conn: &Connection, a: &Ask) -> Checked
                     )));
                 }
             };
-            let loc = Location::Ftp {
-                url: url.with_path(&p),
-                config: conn.ftp_config.clone(),
-            };
+            // The session's pool: the recovery reuses its login.
+            let loc = Location::ftp_shared(conn.pool.clone().expect("ftp side has a pool"), &p);
             Ok(Ok(Output {
                 shown: loc.to_string(),
                 loc,

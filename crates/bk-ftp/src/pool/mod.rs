@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::{FtpClient, FtpConfig};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,14 +50,25 @@ impl fmt::Display for Retried {
 /// Up to `config.connections` connections to one server, shared by threads.
 /// When the server refuses a connection with `421 Too many connections`, the
 /// pool shrinks to what it has and goes on instead of failing.
+///
+/// Connections are opened when needed (the first by [`Pool::log_in`] or the
+/// first operation, more only while all open ones are busy) and kept for
+/// reuse, so a long-lived pool (a web session's) logs in once per parallel
+/// connection. A connection that sat idle for [`FtpConfig::idle_check`] is
+/// checked with `NOOP` before it is used again; one the server dropped is
+/// replaced by a fresh login without counting as a failure
+/// ([`Pool::replaced`]). [`Pool::keep_alive`] does the same check for every
+/// idle connection, for a caller that wants them kept warm.
 #[derive(Debug)]
 pub struct Pool {
     url: FtpUrl,
     config: FtpConfig,
-    idle: Mutex<Vec<FtpClient>>,
+    /// Idle connections with the time each was given back.
+    idle: Mutex<Vec<(FtpClient, Instant)>>,
     limit: AtomicUsize,
     open: AtomicUsize,
     connects: AtomicUsize,
+    replaced: AtomicUsize,
     retried: Mutex<Vec<Retried>>,
     retried_total: AtomicUsize,
 }
@@ -73,6 +84,7 @@ impl Pool {
             limit: AtomicUsize::new(limit),
             open: AtomicUsize::new(0),
             connects: AtomicUsize::new(0),
+            replaced: AtomicUsize::new(0),
             retried: Mutex::new(Vec::new()),
             retried_total: AtomicUsize::new(0),
         }
@@ -96,6 +108,83 @@ impl Pool {
     /// Connections opened so far (logins).
     pub fn connects(&self) -> usize {
         self.connects.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now (busy or idle).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Idle connections found dead (dropped by the server or the network)
+    /// when checked, and closed; the next use logs in afresh.
+    pub fn replaced(&self) -> usize {
+        self.replaced.load(Ordering::SeqCst)
+    }
+
+    /// Log in now, once and without retrying, and keep the connection for
+    /// the next operation: the check a frontend makes when the user types
+    /// the server's address and password, after which browsing and jobs
+    /// reuse that login. Nothing is done when a live connection is idle or
+    /// all the pool's connections are busy.
+    ///
+    /// ```no_run
+    /// # fn main() -> bk_ftp::Result<()> {
+    /// use bk_ftp::{FtpConfig, FtpUrl, Pool};
+    /// let pool = Pool::new(FtpUrl::parse("ftp://bob:pw@127.0.0.1:2121/").unwrap(), FtpConfig::default());
+    /// pool.log_in()?; // a wrong password is reported here
+    /// let entries = pool.run(true, |c| c.list("/"))?; // no second login
+    /// assert_eq!(pool.connects(), 1);
+    /// # let _ = entries; Ok(()) }
+    /// ```
+    pub fn log_in(&self) -> Result<()> {
+        if let Some(c) = self.take_idle() {
+            self.give_back(c);
+            return Ok(());
+        }
+        let open = self.open.load(Ordering::SeqCst);
+        if open >= self.limit()
+            || self
+                .open
+                .compare_exchange(open, open + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            // Every connection is busy (so logged in), or another thread
+            // is logging in right now.
+            return Ok(());
+        }
+        self.connects.fetch_add(1, Ordering::SeqCst);
+        match FtpClient::connect(&self.url, &self.config) {
+            Ok(c) => {
+                self.give_back(c);
+                Ok(())
+            }
+            Err(e) => {
+                self.open.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Check every connection idle for [`FtpConfig::idle_check`] or longer
+    /// with `NOOP` (which also keeps the server from closing it for
+    /// idleness) and close those that no longer answer.
+    pub fn keep_alive(&self) {
+        let due: Vec<FtpClient> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let (due, fresh): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(_, t)| t.elapsed() >= self.config.idle_check);
+            *idle = fresh;
+            due.into_iter().map(|(c, _)| c).collect()
+        };
+        for mut c in due {
+            if c.noop().is_ok() {
+                self.give_back(c);
+            } else {
+                self.replaced.fetch_add(1, Ordering::SeqCst);
+                self.discard(c);
+            }
+        }
     }
 
     /// Failures retried so far, in all (taking the records does not reset it).
@@ -135,9 +224,22 @@ impl Pool {
         }
     }
 
+    /// An idle connection that is alive: one idle for less than
+    /// `idle_check`, or one that answered `NOOP`. Dead ones are closed.
+    fn take_idle(&self) -> Option<FtpClient> {
+        loop {
+            let (mut c, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if since.elapsed() < self.config.idle_check || c.noop().is_ok() {
+                return Some(c);
+            }
+            self.replaced.fetch_add(1, Ordering::SeqCst);
+            self.discard(c);
+        }
+    }
+
     fn take(&self) -> Result<FtpClient> {
         loop {
-            if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            if let Some(c) = self.take_idle() {
                 return Ok(c);
             }
             let open = self.open.load(Ordering::SeqCst);
@@ -168,7 +270,10 @@ impl Pool {
     }
 
     fn give_back(&self, c: FtpClient) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((c, Instant::now()));
     }
 
     fn discard(&self, c: FtpClient) {
@@ -272,7 +377,7 @@ impl Pool {
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
         {
-            c.quit();
+            c.0.quit();
             self.open.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -326,163 +431,4 @@ impl Drop for PooledClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::net::TcpListener;
-    use std::time::Instant;
-
-    use bk_testkit::{CutProxy, Cuts, ServerKind, ServerOptions, TestServer};
-
-    use super::*;
-
-    fn server() -> TestServer {
-        TestServer::start(ServerKind::Embedded, ServerOptions::default()).unwrap()
-    }
-
-    fn url_at(s: &TestServer, port: u16) -> FtpUrl {
-        let mut u = FtpUrl::parse(&format!("ftp://{}@127.0.0.1:{port}/", s.user())).unwrap();
-        u.set_password(s.password());
-        u
-    }
-
-    fn remote(s: &TestServer, name: &str) -> String {
-        format!("{}/{name}", s.remote_base().trim_end_matches('/'))
-    }
-
-    /// A port that accepts every connection and closes it at once: what a
-    /// network that went down looks like to a client.
-    fn closing_port() -> u16 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                drop(s);
-            }
-        });
-        port
-    }
-
-    #[test]
-    fn a_dead_network_is_given_up_after_the_bound() {
-        let mut u = FtpUrl::parse(&format!("ftp://u@127.0.0.1:{}/", closing_port())).unwrap();
-        u.set_password("pw");
-        let pool = Pool::new(
-            u,
-            FtpConfig::default().retries(4, Duration::from_millis(10)),
-        );
-        let t = Instant::now();
-        let e = pool.run(true, |c: &mut FtpClient| c.noop()).unwrap_err();
-        assert!(e.is_transient(), "{e}");
-        assert_eq!(pool.connects(), 4, "{e}");
-        let r = pool.take_retried();
-        assert_eq!(r.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(r.iter().all(|r| !r.progress), "{r:?}");
-        assert_eq!(pool.retried(), 3);
-        // 10 + 20 + 40 ms of pauses.
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    }
-
-    #[test]
-    fn a_permanent_failure_is_not_retried() {
-        let s = server();
-        let pool = Pool::new(
-            url_at(&s, s.port()),
-            FtpConfig::default().retries(5, Duration::from_millis(10)),
-        );
-        let missing = remote(&s, "missing");
-        let e = pool
-            .run(true, |c: &mut FtpClient| c.size(&missing))
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        assert_eq!(pool.connects(), 1);
-        assert_eq!(pool.retried(), 0);
-        assert!(pool.take_retried().is_empty());
-    }
-
-    #[test]
-    fn cut_connections_are_retried_and_each_failure_is_recorded_once() {
-        let s = server();
-        // Cut during the greeting: the first two connections never log in.
-        let proxy = CutProxy::start(&s.addr(), Cuts::control(2, 10)).unwrap();
-        let pool = Pool::new(
-            url_at(&s, proxy.port()),
-            FtpConfig::default().retries(5, Duration::from_millis(10)),
-        );
-        pool.run_as(true, "pinging the server", |c: &mut FtpClient| c.noop())
-            .unwrap();
-        assert_eq!(proxy.control_cuts(), 2);
-        assert_eq!(pool.connects(), 3);
-        let r = pool.take_retried();
-        assert_eq!(r.len(), 2, "{r:?}");
-        for (i, r) in r.iter().enumerate() {
-            assert_eq!(r.attempt, i as u32 + 1);
-            assert_eq!(r.what, "pinging the server");
-            assert!(!r.progress);
-            let line = r.to_string();
-            // Cut after the greeting's first bytes: the login fails.
-            assert!(
-                line.starts_with(&format!(
-                    "pinging the server: attempt {} failed: logging in to 127.0.0.1:{}: ",
-                    i + 1,
-                    proxy.port()
-                )),
-                "{line}"
-            );
-            assert!(!line.contains(s.password()), "{line}");
-        }
-        assert!(pool.take_retried().is_empty(), "taken once");
-        assert_eq!(pool.retried(), 2, "the count stays");
-    }
-
-    #[test]
-    fn an_operation_that_is_not_idempotent_is_not_retried() {
-        let s = server();
-        let proxy = CutProxy::start(&s.addr(), Cuts::control(1, 10)).unwrap();
-        let pool = Pool::new(
-            url_at(&s, proxy.port()),
-            FtpConfig::default().retries(5, Duration::from_millis(10)),
-        );
-        let e = pool.run(false, |c: &mut FtpClient| c.noop()).unwrap_err();
-        assert!(e.is_transient(), "{e}");
-        assert_eq!(pool.connects(), 1);
-        assert_eq!(pool.retried(), 0);
-    }
-
-    #[test]
-    fn failures_that_moved_data_are_retried_longer_and_still_bounded() {
-        let s = server();
-        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let name = remote(&s, "f.bin");
-        std::fs::write(s.local_path(&name), &data).unwrap();
-        // Two attempts without progress, eight with: five downloads cut
-        // after 100 bytes each are retried, the sixth gets the file.
-        let cfg = FtpConfig::default().retries(2, Duration::from_millis(10));
-        assert_eq!(cfg.attempts_with_progress, 8);
-        let proxy = CutProxy::start(&s.addr(), Cuts::data("RETR", 5, 100)).unwrap();
-        let pool = Pool::new(url_at(&s, proxy.port()), cfg.clone());
-        let got = pool
-            .run_as(true, "reading f.bin", |c: &mut FtpClient| {
-                c.get_bytes(&name)
-            })
-            .unwrap();
-        assert!(got == data, "got {} bytes", got.len());
-        assert_eq!(proxy.data_cuts(), 5);
-        let r = pool.take_retried();
-        assert_eq!(r.len(), 5, "{r:?}");
-        assert!(r.iter().all(|r| r.progress), "{r:?}");
-        assert!(
-            r[0].error
-                .contains("got 100 bytes, the server's SIZE said 20000"),
-            "{}",
-            r[0]
-        );
-        // Cut every time: the eighth attempt is the last.
-        let proxy = CutProxy::start(&s.addr(), Cuts::data("RETR", 100, 100)).unwrap();
-        let pool = Pool::new(url_at(&s, proxy.port()), cfg);
-        let e = pool
-            .run(true, |c: &mut FtpClient| c.get_bytes(&name))
-            .unwrap_err();
-        assert!(e.is_transient(), "{e}");
-        assert_eq!(proxy.data_cuts(), 8);
-        assert_eq!(pool.retried(), 7);
-    }
-}
+mod tests;
