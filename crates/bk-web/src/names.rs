@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(shown(b"tab\there"), "tab\\there");
         assert_eq!(shown(b"new\nline"), "new\\nline");
         assert_eq!(shown(b"bad\xffutf8.txt"), "bad\\xFFutf8.txt");
-        assert_eq!(shown("caf\u{e9} \u{1F600}".as_bytes()), "caf\u{e9} \u{1F600}");
+        assert_eq!(
+            shown("caf\u{e9} \u{1F600}".as_bytes()),
+            "caf\u{e9} \u{1F600}"
+        );
         assert_eq!(
             shown_html(b"<a\\b>\xff"),
             "&lt;a\\b&gt;<span class=\"esc\">\\xFF</span>"

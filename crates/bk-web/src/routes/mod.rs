@@ -41,6 +41,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
         let bad_path = |_e: actix_web::error::PathError, _: &HttpRequest| {
             WebError::NotFound("There is no such page.".into()).into()
         };
+        let access_state = state.clone();
         cfg.service(
             web::scope("")
                 .app_data(web::Data::from(state))
@@ -51,6 +52,12 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 )
                 .app_data(web::QueryConfig::default().error_handler(bad_query))
                 .app_data(web::PathConfig::default().error_handler(bad_path))
+                .wrap(actix_web::middleware::from_fn(
+                    move |req: actix_web::dev::ServiceRequest,
+                          next: actix_web::middleware::Next<_>| {
+                        crate::access::middleware(access_state.clone(), req, next)
+                    },
+                ))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))
@@ -89,7 +96,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
 
 fn with_cookie(mut r: HttpResponse, ctx: &Ctx) -> HttpResponse {
     if ctx.new_cookie
-        && let Ok(v) = HeaderValue::from_str(&set_cookie(&ctx.sid))
+        && let Ok(v) = HeaderValue::from_str(&set_cookie(&ctx.sid, ctx.secure))
     {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -112,13 +119,18 @@ impl AppState {
         Ok(with_cookie(self.templates.page(status, name, v)?, ctx))
     }
 
-    /// GET: the session (created if needed) of a user past the UI password.
+    /// GET: the session of a signed-in user (UI password or sign-in
+    /// token); anyone else is sent to `/login`, which says how to get in.
+    /// No session is made here: only the sign-in pages make them.
     fn gate(&self, req: &HttpRequest) -> Result<Ctx, Box<HttpResponse>> {
-        let ctx = self.sessions.get_or_create(req);
-        if !ctx.ui_ok {
-            return Err(Box::new(with_cookie(see_other("/login"), &ctx)));
+        match self.sessions.get(req) {
+            Some(ctx) if ctx.ui_ok => Ok(ctx),
+            Some(_) => Err(Box::new(see_other("/login"))),
+            None if crate::session::cookie_sid(req).is_some() => {
+                Err(Box::new(see_other("/login?expired=1")))
+            }
+            None => Err(Box::new(see_other("/login"))),
         }
-        Ok(ctx)
     }
 
     /// GET: as [`AppState::gate`], and connected.
