@@ -286,10 +286,13 @@ mod tests {
     use super::snapshots::pct;
     use super::*;
 
+    /// The sign-in token of these tests' servers.
+    const T: &str = "7e577e577e577e577e577e577e577e577e577e577e577e577e577e577e577e57";
+
     #[actix_web::test]
     async fn a_running_job_refreshes_without_js_and_streams_progress_every_half_second() {
         use actix_web::{App, test};
-        let st = AppState::new(crate::WebOptions::new()).unwrap();
+        let st = AppState::new(crate::WebOptions::new().token(T)).unwrap();
         let app = test::init_service(App::new().configure(configure(st.clone()))).await;
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let job = st
@@ -308,8 +311,13 @@ mod tests {
         while job.view().bytes_done < 1000 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let get = |uri: String| test::TestRequest::get().uri(&uri).to_request();
-        let resp = test::call_service(&app, get("/".into())).await;
+        let get = |uri: String| {
+            test::TestRequest::get()
+                .uri(&uri)
+                .insert_header(("host", "127.0.0.1:8080"))
+                .to_request()
+        };
+        let resp = test::call_service(&app, get(format!("/login?token={T}"))).await;
         let cookie = resp
             .headers()
             .get("set-cookie")
@@ -324,6 +332,7 @@ mod tests {
             test::TestRequest::get()
                 .uri(&uri)
                 .insert_header(("cookie", cookie.clone()))
+                .insert_header(("host", "127.0.0.1:8080"))
                 .to_request()
         };
         let page = test::call_and_read_body(&app, with_cookie(format!("/jobs/{}", job.id))).await;
@@ -374,6 +383,7 @@ mod tests {
         let repo = root.join("repo");
         let st = AppState::new(
             crate::WebOptions::new()
+                .token(T)
                 .repo(RepoLocation::Local(repo.clone()))
                 .allow_root(&root),
         )
@@ -384,7 +394,9 @@ mod tests {
         let mut send = async |req: test::TestRequest| {
             let resp = test::call_service(
                 &app,
-                req.insert_header(("cookie", cookie.clone())).to_request(),
+                req.insert_header(("cookie", cookie.clone()))
+                    .insert_header(("host", "127.0.0.1:8080"))
+                    .to_request(),
             )
             .await;
             if let Some(c) = resp.headers().get("set-cookie") {
@@ -402,6 +414,7 @@ mod tests {
             let i = body.find("name=\"csrf\" value=\"").unwrap() + 19;
             body[i..i + body[i..].find('"').unwrap()].to_string()
         };
+        send(test::TestRequest::get().uri(&format!("/login?token={T}"))).await;
         let (_, _, home) = send(test::TestRequest::get().uri("/")).await;
         let form = [("csrf", csrf_of(&home)), ("address", String::new())];
         let (status, _, _) = send(test::TestRequest::post().uri("/connect").set_form(form)).await;
