@@ -65,6 +65,7 @@ mod routes;
 mod session;
 mod state;
 mod tls;
+mod units;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

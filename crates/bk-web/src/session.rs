@@ -167,9 +167,11 @@ impl SessionStore {
         let ttl = self.ttl;
         map.retain(|_, s| s.last_seen.elapsed() < ttl);
         while map.len() >= MAX_SESSIONS {
+            // Sessions that never signed in go first: a stranger making
+            // sessions cannot push out the signed-in user's.
             let Some(oldest) = map
                 .iter()
-                .min_by_key(|(_, s)| s.last_seen)
+                .min_by_key(|(_, s)| (s.ui_ok, s.last_seen))
                 .map(|(k, _)| k.clone())
             else {
                 break;

@@ -9,3 +9,4 @@ mod ftp;
 mod partial;
 mod roundtrip;
 mod security;
+mod served;
