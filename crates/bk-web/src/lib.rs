@@ -122,7 +122,7 @@ pub struct WebOptions {
     /// digits; for tests and tools).
     pub token: Option<Secret>,
     /// More names the UI answers for (`--public-name NAME[:PORT]`), next
-    /// to 127.0.0.1, localhost and [::1].
+    /// to 127.0.0.1, localhost and `[::1]`.
     pub public_names: Vec<String>,
     /// When to serve HTTPS.
     pub tls: TlsMode,
