@@ -8,7 +8,13 @@
 //! Each job has a [`Cancel`] token made by the [`JobStore`]: the Cancel
 //! button sets it, the operation checks it and stops with
 //! [`bk_core::Error::Cancelled`], and the job then ends as cancelled, not
-//! failed. A job runs `Running` → `Done`, `Failed` or `Cancelled`.
+//! failed. A job runs `Running` → `Done`, `Failed` or `Cancelled`; a job
+//! read back from the history that was running when the server stopped is
+//! `Interrupted`.
+//!
+//! Each job has an [`Owner`]: pages list and open only the jobs of their
+//! session's owner ([`JobStore::list_for`], [`JobStore::get_for`]); another
+//! owner's job is "not found", exactly like a missing one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,13 +23,39 @@ use std::time::{Duration, Instant};
 use bk_core::Cancel;
 use bk_core::tree::display_path;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::access::Log;
+use crate::state::{History, Record};
+pub use crate::units::{human, human_duration};
 
 /// At most this many finished jobs are remembered.
-const KEEP_FINISHED: usize = 200;
+const KEEP_FINISHED: usize = crate::state::KEEP;
+
+/// Who may see a job. There is one user: whoever passed the UI password or
+/// opened the sign-in address is [`Owner::user`], in every session and
+/// across restarts; a session that did neither owns nothing and sees
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner(String);
+
+impl Owner {
+    /// The signed-in user.
+    pub fn user() -> Owner {
+        Owner("user".into())
+    }
+    /// Another owner (for tools, and for tests of the separation).
+    pub fn named(n: &str) -> Owner {
+        Owner(n.to_string())
+    }
+    /// Its name, as the history stores it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The operation a job runs. Adding one: a variant here and its label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum JobKind {
@@ -81,7 +113,7 @@ impl From<&str> for JobError {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// The snapshot made or restored.
     pub snapshot: Option<u64>,
@@ -99,6 +131,7 @@ enum State {
     Done(Summary),
     Failed(String),
     Cancelled,
+    Interrupted,
 }
 
 /// One job.
@@ -112,6 +145,8 @@ pub struct Job {
     pub title: String,
     /// The dataset.
     pub dataset: String,
+    /// Who may see it.
+    pub owner: Owner,
     started_at: DateTime<Utc>,
     started: Instant,
     planned: AtomicBool,
@@ -139,7 +174,7 @@ pub struct JobView {
     pub title: String,
     /// Dataset.
     pub dataset: String,
-    /// `running`, `done`, `failed`, `cancelled`.
+    /// `running`, `done`, `failed`, `cancelled`, `interrupted`.
     pub state: &'static str,
     /// Cancel was asked for (the job may still be stopping).
     pub cancel_requested: bool,
@@ -176,12 +211,13 @@ pub struct JobView {
 }
 
 impl Job {
-    fn new(id: u64, kind: JobKind, title: String, dataset: String) -> Job {
+    fn new(id: u64, kind: JobKind, title: String, dataset: String, owner: Owner) -> Job {
         Job {
             id,
             kind,
             title,
             dataset,
+            owner,
             started_at: Utc::now(),
             started: Instant::now(),
             planned: AtomicBool::new(false),
@@ -193,6 +229,56 @@ impl Job {
             state: Mutex::new(State::Running),
             finished: Mutex::default(),
             cancel: Cancel::new(),
+        }
+    }
+
+    /// A job of an earlier run, from its history record.
+    fn stored(r: Record) -> Job {
+        let mut j = Job::new(r.id, r.kind, r.title, r.dataset, Owner(r.owner));
+        if let Ok(t) = DateTime::parse_from_rfc3339(&r.started) {
+            j.started_at = t.with_timezone(&Utc);
+        }
+        j.planned = AtomicBool::new(r.files_total > 0 || r.bytes_total > 0);
+        j.files_done = AtomicU64::new(r.files_done);
+        j.files_total = AtomicU64::new(r.files_total);
+        j.bytes_done = AtomicU64::new(r.bytes_done);
+        j.bytes_total = AtomicU64::new(r.bytes_total);
+        j.finished = Mutex::new(Some(j.started + Duration::from_millis(r.elapsed_ms)));
+        j.state = Mutex::new(match r.state.as_str() {
+            "done" => State::Done(r.summary.unwrap_or_default()),
+            "failed" => State::Failed(r.error.unwrap_or_default()),
+            "cancelled" => State::Cancelled,
+            _ => State::Interrupted,
+        });
+        j
+    }
+
+    /// What the history keeps of the job now.
+    fn record(&self) -> Record {
+        let v = self.view();
+        let elapsed = self
+            .finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(Instant::now)
+            .duration_since(self.started);
+        Record {
+            id: self.id,
+            kind: self.kind,
+            title: self.title.clone(),
+            dataset: self.dataset.clone(),
+            owner: self.owner.0.clone(),
+            state: v.state.to_string(),
+            started: v.started,
+            ended: (v.state != "running")
+                .then(|| Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
+            elapsed_ms: elapsed.as_millis() as u64,
+            files_done: v.files_done,
+            files_total: v.files_total,
+            bytes_done: v.bytes_done,
+            bytes_total: v.bytes_total,
+            summary: v.summary,
+            error: v.error,
         }
     }
 
@@ -298,6 +384,11 @@ impl Job {
             State::Done(s) => ("done", None, Some(s)),
             State::Failed(e) => ("failed", Some(e), None),
             State::Cancelled => ("cancelled", None, None),
+            State::Interrupted => (
+                "interrupted",
+                Some("The server stopped while this job ran.".to_string()),
+                None,
+            ),
         };
         JobView {
             id: self.id,
@@ -355,13 +446,40 @@ impl bk_core::Progress for Tracker {
 pub struct JobStore {
     next: AtomicU64,
     jobs: Mutex<Vec<Arc<Job>>>,
+    history: Option<Arc<History>>,
+    log: Log,
+}
+
+/// Keep the job's state in the history; a full disk must not stop a job.
+fn keep(history: &Option<Arc<History>>, log: &Log, job: &Job) {
+    if let Some(h) = history
+        && let Err(e) = h.append(&job.record())
+    {
+        log.line(&format!("job {}: not kept in the history: {e:#}", job.id));
+    }
 }
 
 impl JobStore {
-    /// Start `work` on a new thread as job `kind` with `title`. `work` gets
-    /// the job (for a [`Tracker`]) and the job's cancel token (for the
-    /// operation's options), and returns the summary, or how it ended
-    /// otherwise.
+    /// A store that keeps its jobs in `history` (the jobs read back from it
+    /// come first; new numbers continue after theirs) and logs their starts
+    /// and ends to `log`.
+    pub fn new(history: Option<History>, stored: Vec<Record>, log: Log) -> JobStore {
+        let next = stored.iter().map(|r| r.id).max().unwrap_or(0);
+        JobStore {
+            next: AtomicU64::new(next),
+            jobs: Mutex::new(
+                stored
+                    .into_iter()
+                    .map(|r| Arc::new(Job::stored(r)))
+                    .collect(),
+            ),
+            history: history.map(Arc::new),
+            log,
+        }
+    }
+
+    /// Start `work` as a job of the signed-in user ([`Owner::user`]); see
+    /// [`JobStore::spawn_as`].
     pub fn spawn(
         &self,
         kind: JobKind,
@@ -369,8 +487,29 @@ impl JobStore {
         dataset: String,
         work: impl FnOnce(Arc<Job>, Cancel) -> Result<Summary, JobError> + Send + 'static,
     ) -> Arc<Job> {
+        self.spawn_as(Owner::user(), kind, title, dataset, work)
+    }
+
+    /// Start `work` on a new thread as job `kind` with `title`, owned by
+    /// `owner`. `work` gets the job (for a [`Tracker`]) and the job's cancel
+    /// token (for the operation's options), and returns the summary, or how
+    /// it ended otherwise.
+    pub fn spawn_as(
+        &self,
+        owner: Owner,
+        kind: JobKind,
+        title: String,
+        dataset: String,
+        work: impl FnOnce(Arc<Job>, Cancel) -> Result<Summary, JobError> + Send + 'static,
+    ) -> Arc<Job> {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let job = Arc::new(Job::new(id, kind, title, dataset));
+        let job = Arc::new(Job::new(id, kind, title, dataset, owner));
+        self.log.line(&format!(
+            "job {id} {} started: {}",
+            kind.label().to_lowercase(),
+            job.title.escape_debug()
+        ));
+        keep(&self.history, &self.log, &job);
         {
             let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
             jobs.push(job.clone());
@@ -389,6 +528,7 @@ impl JobStore {
         }
         let j = job.clone();
         let cancel = job.cancel.clone();
+        let (history, log) = (self.history.clone(), self.log.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("bk-web-job-{id}"))
             .spawn(move || {
@@ -397,11 +537,25 @@ impl JobStore {
                 }))
                 .unwrap_or_else(|_| Err("the job stopped on an internal error".into()));
                 j.finish(r);
+                ended(&history, &log, &j);
             });
         if let Err(e) = spawned {
             job.finish(Err(format!("could not start the job: {e}").into()));
+            ended(&self.history, &self.log, &job);
         }
         job
+    }
+
+    /// The job with this number, if `owner` may see it.
+    pub fn get_for(&self, id: u64, owner: &Owner) -> Option<Arc<Job>> {
+        self.get(id).filter(|j| j.owner == *owner)
+    }
+
+    /// The jobs `owner` may see, newest first.
+    pub fn list_for(&self, owner: &Owner) -> Vec<Arc<Job>> {
+        let mut v = self.list();
+        v.retain(|j| j.owner == *owner);
+        v
     }
 
     /// The job with this number.
@@ -422,166 +576,23 @@ impl JobStore {
     }
 }
 
-/// `1.5 MiB`.
-pub fn human(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
-}
-
-/// `1 h 02 min`, `3 min 05 s`, `12 s`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min {:02} s", s / 60, s % 60)
-    } else {
-        format!("{s} s")
-    }
+fn ended(history: &Option<Arc<History>>, log: &Log, job: &Job) {
+    let v = job.view();
+    let why = v
+        .error
+        .as_deref()
+        .map(|e| format!(": {}", e.escape_debug()))
+        .unwrap_or_default();
+    log.line(&format!(
+        "job {} {} {} after {}{why}",
+        job.id,
+        job.kind.label().to_lowercase(),
+        v.state,
+        v.elapsed
+    ));
+    keep(history, log, job);
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_job_reports_progress_and_its_end() {
-        let store = JobStore::default();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let (reported, seen) = std::sync::mpsc::channel::<()>();
-        let job = store.spawn(JobKind::Backup, "t".into(), "ds".into(), move |j, _| {
-            let t = Tracker(j);
-            let totals = bk_core::Totals {
-                files: Some(2),
-                bytes: Some(200),
-            };
-            bk_core::Progress::phase(&t, bk_core::Phase::Read, totals);
-            bk_core::Progress::bytes(&t, b"a/b", 100);
-            bk_core::Progress::file_done(&t, b"a/b");
-            // Looked at only now: the current name is set best effort
-            // (never waiting for a reader of the page), so a view taken
-            // while `bytes` runs may miss it.
-            reported.send(()).ok();
-            rx.recv().ok();
-            Ok(Summary::default())
-        });
-        seen.recv_timeout(Duration::from_secs(10)).unwrap();
-        let v = job.view();
-        assert_eq!(v.state, "running");
-        assert_eq!((v.files_done, v.files_total), (1, 2));
-        assert_eq!(v.percent, 50);
-        assert_eq!(v.current, "a/b");
-        tx.send(()).unwrap();
-        for _ in 0..100 {
-            if !job.running() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(job.view().state, "done");
-        assert_eq!(store.list().len(), 1);
-        assert!(store.get(job.id).is_some());
-    }
-
-    #[test]
-    fn a_panicking_job_fails_cleanly() {
-        let store = JobStore::default();
-        let job = store.spawn(JobKind::Restore, "t".into(), "ds".into(), |_, _| {
-            panic!("boom");
-        });
-        for _ in 0..100 {
-            if !job.running() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(job.view().state, "failed");
-    }
-
-    fn wait_end(job: &Job) {
-        let t = Instant::now();
-        while job.running() && t.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    #[test]
-    fn a_job_whose_operation_stops_on_its_token_ends_cancelled() {
-        let store = JobStore::default();
-        let job = store.spawn(JobKind::Check, "t".into(), "ds".into(), |j, cancel| {
-            j.set_totals(4, 400);
-            // What an operation does: check the token between units of work.
-            loop {
-                if let Err(e) = cancel.check() {
-                    return Err(JobError::from_core(e, |m| m));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        std::thread::sleep(Duration::from_millis(50));
-        let v = job.view();
-        assert_eq!((v.state, v.cancel_requested), ("running", false));
-        assert!(job.cancel(), "a running job can be cancelled");
-        assert!(job.cancel_requested());
-        wait_end(&job);
-        let v = job.view();
-        assert_eq!(v.state, "cancelled");
-        assert!(v.cancel_requested);
-        assert_eq!((v.error, v.summary.is_none()), (None, true));
-        assert_eq!(v.percent, 0, "a cancelled job did not do all its work");
-        assert_eq!(v.kind_label, "Check");
-        assert!(!job.cancel(), "an ended job cannot be cancelled");
-        assert_eq!(job.view().state, "cancelled");
-    }
-
-    #[test]
-    fn failed_and_done_jobs_are_not_cancelled() {
-        let store = JobStore::default();
-        let failed = store.spawn(JobKind::Backup, "t".into(), "ds".into(), |_, _| {
-            Err(JobError::from_core(
-                bk_core::Error::Invalid("pw123 refused".into()),
-                |m| m.replace("pw123", "***"),
-            ))
-        });
-        wait_end(&failed);
-        let v = failed.view();
-        assert_eq!(v.state, "failed");
-        assert_eq!(v.error.as_deref(), Some("*** refused"));
-        assert!(!failed.cancel());
-        assert!(
-            !failed.cancel_requested(),
-            "an ended job's token stays unset"
-        );
-        // A job asked to stop whose operation finishes anyway is done.
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let done = store.spawn(JobKind::Restore, "t".into(), "ds".into(), move |_, _| {
-            rx.recv().ok();
-            Ok(Summary::default())
-        });
-        assert!(done.cancel());
-        tx.send(()).unwrap();
-        wait_end(&done);
-        let v = done.view();
-        assert_eq!(
-            (v.state, v.cancel_requested, v.percent),
-            ("done", true, 100)
-        );
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human(10), "10 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human_duration(Duration::from_secs(65)), "1 min 05 s");
-    }
-}
+#[path = "jobs_tests.rs"]
+mod tests;

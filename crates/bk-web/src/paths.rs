@@ -1,7 +1,10 @@
 //! Every path a browser sends is resolved and confined here.
 //!
 //! - Local paths must lie under one of the allowed roots after every
-//!   symlink is resolved (`canonicalize`), and may not contain `..`.
+//!   symlink is resolved (`canonicalize`), and may not contain `..`. They
+//!   are checked against the roots as written first, before anything is
+//!   looked up on disk, so a path outside gets the same "forbidden" answer
+//!   whether or not it exists (no oracle of what lies outside).
 //! - FTP paths are made absolute and normalized; `..` is refused outright,
 //!   so a path can never climb above the server's root.
 //! - Paths inside a snapshot are checked name by name, and must exist.
@@ -62,7 +65,7 @@ pub fn confine_existing(
             shown(raw.as_bytes())
         )));
     }
-    if has_dotdot(p) || raw.as_bytes().contains(&0) {
+    if has_dotdot(p) || raw.as_bytes().contains(&0) || !under_roots(p, roots) {
         return Err(PathError::Forbidden(shown(raw.as_bytes())));
     }
     let c = p
@@ -89,7 +92,7 @@ pub fn confine_new(
             shown(raw.as_bytes())
         )));
     }
-    if has_dotdot(p) || raw.as_bytes().contains(&0) {
+    if has_dotdot(p) || raw.as_bytes().contains(&0) || !under_roots(p, roots) {
         return Err(PathError::Forbidden(shown(raw.as_bytes())));
     }
     let mut existing = p.to_path_buf();
@@ -215,6 +218,32 @@ mod tests {
         let e = confine_existing(OsStr::from_bytes(b"/no\xffwhere"), &roots).unwrap_err();
         assert!(e.to_string().contains("\\xFF"), "{e}");
         assert!(!e.to_string().contains("--"), "{e}");
+    }
+
+    /// A path outside the roots is forbidden whether or not it exists, so
+    /// the answer tells nothing about what lies outside.
+    #[test]
+    fn outside_paths_are_forbidden_before_they_are_looked_up() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir(t.path().join("there")).unwrap();
+        let roots = vec![root.canonicalize().unwrap()];
+        let there = t.path().join("there").display().to_string();
+        let missing = t.path().join("missing").display().to_string();
+        for p in [there.as_str(), missing.as_str(), "/no/such/dir"] {
+            assert_eq!(
+                confine_existing(p, &roots),
+                Err(PathError::Forbidden(p.to_string())),
+                "{p}"
+            );
+            let new = format!("{p}/out");
+            assert_eq!(
+                confine_new(&new, &roots),
+                Err(PathError::Forbidden(new.clone())),
+                "{new}"
+            );
+        }
     }
 
     #[test]

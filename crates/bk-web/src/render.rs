@@ -8,6 +8,7 @@ use minijinja::Environment;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
+    ("access.html", include_str!("../templates/access.html")),
     ("connect.html", include_str!("../templates/connect.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("browse.html", include_str!("../templates/browse.html")),

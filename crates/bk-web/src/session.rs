@@ -3,6 +3,12 @@
 //! A session holds its CSRF token, whether the UI password was given, and,
 //! once the user connected, the FTP credentials and the open repository.
 //! None of that ever leaves the server: the cookie carries only the id.
+//!
+//! A new session has passed nothing: it must sign in with the UI password
+//! or the sign-in token before it sees anything. The cookie is HttpOnly and
+//! `SameSite=Lax` (a link to the UI from another site keeps the user signed
+//! in; every POST still needs the session's CSRF token), and `Secure` when
+//! the UI is served over HTTPS.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -105,13 +111,23 @@ pub struct Ctx {
     pub new_cookie: bool,
     /// The browser sent a session id that is unknown or expired.
     pub expired: bool,
+    /// The cookie gets `Secure` (HTTPS).
+    pub secure: bool,
+}
+
+impl Ctx {
+    /// Whose jobs this session sees and starts: the signed-in user, or
+    /// nobody before signing in.
+    pub fn owner(&self) -> Option<crate::jobs::Owner> {
+        self.ui_ok.then(crate::jobs::Owner::user)
+    }
 }
 
 /// All sessions, in memory.
 #[derive(Debug)]
 pub struct SessionStore {
     ttl: Duration,
-    ui_password_required: bool,
+    secure: bool,
     map: Mutex<HashMap<String, Session>>,
 }
 
@@ -126,22 +142,24 @@ pub fn cookie_sid(req: &HttpRequest) -> Option<String> {
     })
 }
 
-/// The `Set-Cookie` value for a session id.
-pub fn set_cookie(sid: &str) -> String {
-    format!("{COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/")
+/// The `Set-Cookie` value for a session id (`secure`: served over HTTPS).
+pub fn set_cookie(sid: &str, secure: bool) -> String {
+    let s = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={sid}; HttpOnly; SameSite=Lax; Path=/{s}")
 }
 
 /// The `Set-Cookie` value that deletes the cookie.
 pub fn clear_cookie() -> String {
-    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+    format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")
 }
 
 impl SessionStore {
-    /// Sessions idle for `ttl` are forgotten.
-    pub fn new(ttl: Duration, ui_password_required: bool) -> SessionStore {
+    /// Sessions idle for `ttl` are forgotten; `secure`: their cookies are
+    /// sent over HTTPS only.
+    pub fn new(ttl: Duration, secure: bool) -> SessionStore {
         SessionStore {
             ttl,
-            ui_password_required,
+            secure,
             map: Mutex::default(),
         }
     }
@@ -154,9 +172,11 @@ impl SessionStore {
         let ttl = self.ttl;
         map.retain(|_, s| s.last_seen.elapsed() < ttl);
         while map.len() >= MAX_SESSIONS {
+            // Sessions that never signed in go first: a stranger making
+            // sessions cannot push out the signed-in user's.
             let Some(oldest) = map
                 .iter()
-                .min_by_key(|(_, s)| s.last_seen)
+                .min_by_key(|(_, s)| (s.ui_ok, s.last_seen))
                 .map(|(k, _)| k.clone())
             else {
                 break;
@@ -165,8 +185,9 @@ impl SessionStore {
         }
     }
 
-    fn ctx(sid: &str, s: &Session, new_cookie: bool, expired: bool) -> Ctx {
+    fn ctx(&self, sid: &str, s: &Session, new_cookie: bool, expired: bool) -> Ctx {
         Ctx {
+            secure: self.secure,
             sid: sid.to_string(),
             csrf: s.csrf.clone(),
             ui_ok: s.ui_ok,
@@ -183,7 +204,7 @@ impl SessionStore {
         self.sweep(&mut map);
         let s = map.get_mut(&sid)?;
         s.last_seen = Instant::now();
-        Some(Self::ctx(&sid, s, false, false))
+        Some(self.ctx(&sid, s, false, false))
     }
 
     /// The live session of this request, or a new one.
@@ -199,11 +220,11 @@ impl SessionStore {
         let sid = random_token();
         let s = Session {
             csrf: random_token(),
-            ui_ok: ui_ok || !self.ui_password_required,
+            ui_ok,
             conn: None,
             last_seen: Instant::now(),
         };
-        let c = Self::ctx(&sid, &s, true, expired);
+        let c = self.ctx(&sid, &s, true, expired);
         let mut map = self.lock();
         self.sweep(&mut map);
         map.insert(sid, s);
@@ -224,7 +245,7 @@ impl SessionStore {
             s.conn = old.conn;
         }
         f(s);
-        Self::ctx(&ctx.sid, s, true, false)
+        self.ctx(&ctx.sid, s, true, false)
     }
 
     /// Forget a session and everything it holds (FTP credentials included).
@@ -272,11 +293,13 @@ mod tests {
     }
 
     #[test]
-    fn cookie_is_http_only_and_strict() {
-        let c = set_cookie(&random_token());
+    fn cookie_is_http_only_and_lax() {
+        let c = set_cookie(&random_token(), false);
         assert!(c.contains("HttpOnly"));
-        assert!(c.contains("SameSite=Strict"));
+        assert!(c.contains("SameSite=Lax"));
         assert!(c.contains("Path=/"));
+        assert!(!c.contains("Secure"));
+        assert!(set_cookie(&random_token(), true).ends_with("; Secure"));
     }
 
     #[test]

@@ -12,25 +12,99 @@ pub(super) struct PasswordForm {
     password: String,
 }
 
-pub(super) async fn login_page(req: HttpRequest, st: St) -> Res {
-    if st.opts.ui_password.is_none() {
+#[derive(Deserialize)]
+pub(super) struct LoginQ {
+    token: Option<String>,
+    expired: Option<String>,
+}
+
+const EXPIRED: &str = "Your session expired, so you were signed out.";
+
+/// `/login`: with the UI password, its form; otherwise the page that says
+/// how to get in, and `?token=…` (the address `bk web` printed) signs in.
+pub(super) async fn login_page(req: HttpRequest, st: St, q: web::Query<LoginQ>) -> Res {
+    let q = q.into_inner();
+    let notice = q.expired.is_some().then_some(EXPIRED);
+    if let (Some(want), Some(given)) = (st.token.as_ref(), q.token.as_deref()) {
+        let ip = crate::access::client_ip(&req);
+        let turn = match st.limiter.take(ip) {
+            Ok(t) => t,
+            Err(wait) => return access_page(&st, StatusCode::TOO_MANY_REQUESTS, Some(wait), None),
+        };
+        crate::access::Limiter::wait(turn).await;
+        if !ct_eq(given.as_bytes(), want.expose().as_bytes()) {
+            st.limiter.failed(ip);
+            return access_page(&st, StatusCode::UNAUTHORIZED, None, None);
+        }
+        st.limiter.succeeded(ip);
+        let sid = crate::session::cookie_sid(&req).unwrap_or_default();
+        let new = st.sessions.rotate(&sid, |s| s.ui_ok = true);
+        // The token leaves the address bar (and the history) at once.
+        return Ok(with_cookie(see_other("/"), &new));
+    }
+    if let Some(ctx) = st.sessions.get(&req)
+        && ctx.ui_ok
+    {
         return Ok(see_other("/"));
     }
-    let ctx = st.sessions.get_or_create(&req);
-    if ctx.ui_ok {
-        return Ok(with_cookie(see_other("/"), &ctx));
+    if st.opts.ui_password.is_none() {
+        return access_page(&st, StatusCode::OK, None, notice);
     }
-    st.render(&ctx, StatusCode::OK, "login.html", context! {})
+    let ctx = st.sessions.get_or_create(&req);
+    st.render(&ctx, StatusCode::OK, "login.html", context! { notice })
+}
+
+/// The page for someone who has not signed in: how to get in, and why an
+/// attempt failed.
+fn access_page(
+    st: &AppState,
+    status: StatusCode,
+    wait: Option<Duration>,
+    notice: Option<&str>,
+) -> Res {
+    let error = match (status, wait) {
+        (_, Some(w)) => Some(crate::access::too_many(w)),
+        (StatusCode::UNAUTHORIZED, _) => Some(
+            "That sign-in address is not valid (bk web makes a new one each time it starts)."
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let mut r = st
+        .templates
+        .page(status, "access.html", context! { error, notice })?;
+    if let Some(w) = wait
+        && let Ok(v) = HeaderValue::from_str(&w.as_secs().max(1).to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Ok(r)
 }
 
 pub(super) async fn login(req: HttpRequest, st: St, form: web::Form<PasswordForm>) -> Res {
     let Some(want) = st.opts.ui_password.as_ref() else {
-        return Ok(see_other("/"));
+        return Ok(see_other("/login"));
     };
     let ctx = st.post_gate(&req, &form.csrf, false)?;
+    let ip = crate::access::client_ip(&req);
+    let turn = match st.limiter.take(ip) {
+        Ok(t) => t,
+        Err(wait) => {
+            let mut r = st.render(
+                &ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                "login.html",
+                context! { error => crate::access::too_many(wait) },
+            )?;
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Ok(r);
+        }
+    };
+    crate::access::Limiter::wait(turn).await;
     if !ct_eq(form.password.as_bytes(), want.expose().as_bytes()) {
-        // Slow down guessing.
-        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        st.limiter.failed(ip);
         return st.render(
             &ctx,
             StatusCode::UNAUTHORIZED,
@@ -38,6 +112,7 @@ pub(super) async fn login(req: HttpRequest, st: St, form: web::Form<PasswordForm
             context! { error => "That is not the access password." },
         );
     }
+    st.limiter.succeeded(ip);
     let new = st.sessions.rotate(&ctx.sid, |s| s.ui_ok = true);
     Ok(with_cookie(see_other("/"), &new))
 }
@@ -68,7 +143,9 @@ pub(super) struct IndexQ {
 pub(super) async fn index(req: HttpRequest, st: St, q: web::Query<IndexQ>) -> Res {
     let ctx = gate!(st.gate(&req));
     let Some(conn) = ctx.conn.clone() else {
-        let notice = (ctx.expired || q.expired.is_some())
+        let notice = q
+            .expired
+            .is_some()
             .then_some("Your session expired, so the connection was closed. Connect again.");
         return connect_page(&st, &ctx, StatusCode::OK, None, None, notice);
     };
@@ -76,11 +153,10 @@ pub(super) async fn index(req: HttpRequest, st: St, q: web::Query<IndexQ>) -> Re
     let snaps = blocking(move || repo.snapshots(None).map_err(core_err)).await?;
     let rows = super::snapshots::dataset_rows(&snaps);
     let jobs: Vec<crate::JobView> = st
-        .jobs
-        .list()
+        .visible_jobs(&ctx)
         .iter()
         .map(|j| j.view())
-        .filter(|v| v.state == "running" || v.state == "failed")
+        .filter(|v| matches!(v.state, "running" | "failed" | "interrupted"))
         .collect();
     st.render(
         &ctx,

@@ -1,10 +1,12 @@
 //! The job list, a job's page, and its progress as server-sent events.
+//! Each shows only the jobs the session may see ([`AppState::visible_job`]):
+//! another owner's job is "not found", like a missing one.
 
 use super::*;
 
 pub(super) async fn jobs(req: HttpRequest, st: St) -> Res {
     let ctx = gate!(st.gate(&req));
-    let list: Vec<_> = st.jobs.list().iter().map(|j| j.view()).collect();
+    let list: Vec<_> = st.visible_jobs(&ctx).iter().map(|j| j.view()).collect();
     st.render(
         &ctx,
         StatusCode::OK,
@@ -16,8 +18,7 @@ pub(super) async fn jobs(req: HttpRequest, st: St) -> Res {
 pub(super) async fn job(req: HttpRequest, st: St, id: web::Path<u64>) -> Res {
     let ctx = gate!(st.gate(&req));
     let j = st
-        .jobs
-        .get(*id)
+        .visible_job(&ctx, *id)
         .ok_or_else(|| WebError::NotFound(format!("There is no job {id}.")))?;
     let v = j.view();
     let refresh = v.state == "running";
@@ -30,10 +31,9 @@ pub(super) async fn job(req: HttpRequest, st: St, id: web::Path<u64>) -> Res {
 }
 
 pub(super) async fn job_events(req: HttpRequest, st: St, id: web::Path<u64>) -> Res {
-    let _ctx = gate!(st.gate(&req));
+    let ctx = gate!(st.gate(&req));
     let j = st
-        .jobs
-        .get(*id)
+        .visible_job(&ctx, *id)
         .ok_or_else(|| WebError::NotFound(format!("There is no job {id}.")))?;
     let stream = futures_util::stream::unfold((j, 0u64, false), |(j, n, done)| async move {
         if done {
@@ -74,10 +74,9 @@ pub(super) async fn cancel(
     id: web::Path<u64>,
     form: web::Form<CancelForm>,
 ) -> Res {
-    st.post_gate(&req, &form.csrf, true)?;
+    let ctx = st.post_gate(&req, &form.csrf, true)?;
     let j = st
-        .jobs
-        .get(*id)
+        .visible_job(&ctx, *id)
         .ok_or_else(|| WebError::NotFound(format!("There is no job {id}.")))?;
     if !j.cancel() {
         return Err(WebError::Conflict(format!(

@@ -41,6 +41,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
         let bad_path = |_e: actix_web::error::PathError, _: &HttpRequest| {
             WebError::NotFound("There is no such page.".into()).into()
         };
+        let access_state = state.clone();
         cfg.service(
             web::scope("")
                 .app_data(web::Data::from(state))
@@ -51,6 +52,12 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 )
                 .app_data(web::QueryConfig::default().error_handler(bad_query))
                 .app_data(web::PathConfig::default().error_handler(bad_path))
+                .wrap(actix_web::middleware::from_fn(
+                    move |req: actix_web::dev::ServiceRequest,
+                          next: actix_web::middleware::Next<_>| {
+                        crate::access::middleware(access_state.clone(), req, next)
+                    },
+                ))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))
@@ -94,7 +101,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
 
 fn with_cookie(mut r: HttpResponse, ctx: &Ctx) -> HttpResponse {
     if ctx.new_cookie
-        && let Ok(v) = HeaderValue::from_str(&set_cookie(&ctx.sid))
+        && let Ok(v) = HeaderValue::from_str(&set_cookie(&ctx.sid, ctx.secure))
     {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -117,13 +124,18 @@ impl AppState {
         Ok(with_cookie(self.templates.page(status, name, v)?, ctx))
     }
 
-    /// GET: the session (created if needed) of a user past the UI password.
+    /// GET: the session of a signed-in user (UI password or sign-in
+    /// token); anyone else is sent to `/login`, which says how to get in.
+    /// No session is made here: only the sign-in pages make them.
     fn gate(&self, req: &HttpRequest) -> Result<Ctx, Box<HttpResponse>> {
-        let ctx = self.sessions.get_or_create(req);
-        if !ctx.ui_ok {
-            return Err(Box::new(with_cookie(see_other("/login"), &ctx)));
+        match self.sessions.get(req) {
+            Some(ctx) if ctx.ui_ok => Ok(ctx),
+            Some(_) => Err(Box::new(see_other("/login"))),
+            None if crate::session::cookie_sid(req).is_some() => {
+                Err(Box::new(see_other("/login?expired=1")))
+            }
+            None => Err(Box::new(see_other("/login"))),
         }
-        Ok(ctx)
     }
 
     /// GET: as [`AppState::gate`], and connected.
@@ -279,10 +291,13 @@ mod tests {
     use super::snapshots::pct;
     use super::*;
 
+    /// The sign-in token of these tests' servers.
+    const T: &str = "7e577e577e577e577e577e577e577e577e577e577e577e577e577e577e577e57";
+
     #[actix_web::test]
     async fn a_running_job_refreshes_without_js_and_streams_progress_every_half_second() {
         use actix_web::{App, test};
-        let st = AppState::new(crate::WebOptions::new()).unwrap();
+        let st = AppState::new(crate::WebOptions::new().token(T)).unwrap();
         let app = test::init_service(App::new().configure(configure(st.clone()))).await;
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let job = st
@@ -301,8 +316,13 @@ mod tests {
         while job.view().bytes_done < 1000 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let get = |uri: String| test::TestRequest::get().uri(&uri).to_request();
-        let resp = test::call_service(&app, get("/".into())).await;
+        let get = |uri: String| {
+            test::TestRequest::get()
+                .uri(&uri)
+                .insert_header(("host", "127.0.0.1:8080"))
+                .to_request()
+        };
+        let resp = test::call_service(&app, get(format!("/login?token={T}"))).await;
         let cookie = resp
             .headers()
             .get("set-cookie")
@@ -317,6 +337,7 @@ mod tests {
             test::TestRequest::get()
                 .uri(&uri)
                 .insert_header(("cookie", cookie.clone()))
+                .insert_header(("host", "127.0.0.1:8080"))
                 .to_request()
         };
         let page = test::call_and_read_body(&app, with_cookie(format!("/jobs/{}", job.id))).await;
@@ -367,6 +388,7 @@ mod tests {
         let repo = root.join("repo");
         let st = AppState::new(
             crate::WebOptions::new()
+                .token(T)
                 .repo(RepoLocation::Local(repo.clone()))
                 .allow_root(&root),
         )
@@ -377,7 +399,9 @@ mod tests {
         let mut send = async |req: test::TestRequest| {
             let resp = test::call_service(
                 &app,
-                req.insert_header(("cookie", cookie.clone())).to_request(),
+                req.insert_header(("cookie", cookie.clone()))
+                    .insert_header(("host", "127.0.0.1:8080"))
+                    .to_request(),
             )
             .await;
             if let Some(c) = resp.headers().get("set-cookie") {
@@ -395,6 +419,7 @@ mod tests {
             let i = body.find("name=\"csrf\" value=\"").unwrap() + 19;
             body[i..i + body[i..].find('"').unwrap()].to_string()
         };
+        send(test::TestRequest::get().uri(&format!("/login?token={T}"))).await;
         let (_, _, home) = send(test::TestRequest::get().uri("/")).await;
         let form = [("csrf", csrf_of(&home)), ("address", String::new())];
         let (status, _, _) = send(test::TestRequest::post().uri("/connect").set_form(form)).await;

@@ -1,6 +1,9 @@
 //! A tiny browser for `actix_web::test`: one cookie, the page's CSRF token,
 //! and checks that every response carries the security headers and never
-//! shows a secret.
+//! shows a secret. It names the server as a browser would (`Host:
+//! 127.0.0.1:8080`) and, unless made with [`Browser::stranger`], first
+//! opens the sign-in address with [`TOKEN`], as the user does with the one
+//! `bk web` prints.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,13 +54,32 @@ impl Resp {
     }
 }
 
+/// The sign-in token of the servers [`state`] makes.
+pub const TOKEN: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e70042";
+
 /// Browser state: the session cookie, the last CSRF token seen, and the
 /// secrets that must never come back.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Browser {
     pub cookie: Option<String>,
     pub csrf: String,
     pub secrets: Vec<String>,
+    /// The Host header sent.
+    pub host: String,
+    /// Open `/login?token=TOKEN` before the first request.
+    pub sign_in: bool,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser {
+            cookie: None,
+            csrf: String::new(),
+            secrets: vec![TOKEN.to_string()],
+            host: "127.0.0.1:8080".into(),
+            sign_in: true,
+        }
+    }
 }
 
 fn csrf_of(body: &str) -> Option<String> {
@@ -79,6 +101,14 @@ impl Browser {
         Browser::default()
     }
 
+    /// A browser that never got the sign-in address.
+    pub fn stranger() -> Browser {
+        Browser {
+            sign_in: false,
+            ..Browser::default()
+        }
+    }
+
     pub fn secret(mut self, s: &str) -> Browser {
         self.secrets.push(s.to_string());
         self
@@ -89,6 +119,12 @@ impl Browser {
         S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
         B: MessageBody,
     {
+        if self.sign_in && self.cookie.is_none() {
+            self.sign_in = false;
+            let login = test::TestRequest::get().uri(&format!("/login?token={TOKEN}"));
+            Box::pin(self.send(app, login)).await;
+        }
+        req = req.insert_header(("host", self.host.clone()));
         if let Some(c) = &self.cookie {
             req = req.insert_header(("cookie", c.clone()));
         }
@@ -166,8 +202,12 @@ impl Browser {
     }
 }
 
-/// A state with these options.
-pub fn state(opts: WebOptions) -> Arc<AppState> {
+/// A state with these options, and the sign-in token [`TOKEN`] when there
+/// is no UI password.
+pub fn state(mut opts: WebOptions) -> Arc<AppState> {
+    if opts.ui_password.is_none() && opts.token.is_none() {
+        opts = opts.token(TOKEN);
+    }
     AppState::new(opts).expect("valid options")
 }
 

@@ -1,6 +1,7 @@
 //! bk-web's integration tests: full requests through `actix_web::test`
 //! against a real repository, local folders and the embedded FTP server.
 
+mod access;
 mod cancel;
 mod check;
 mod common;
@@ -13,3 +14,4 @@ mod recover;
 mod recover_names;
 mod roundtrip;
 mod security;
+mod served;

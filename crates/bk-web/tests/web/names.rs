@@ -356,8 +356,14 @@ async fn bad_names_and_paths_are_refused_in_plain_words() {
             format!("/browse?side=local&path={}", enc(bytes_of(&outside))),
             StatusCode::FORBIDDEN,
         ),
+        // A sibling of the root: outside, whether it exists or not.
         (
             format!("/browse?side=local&path={}%FFx", enc(bytes_of(&root))),
+            StatusCode::FORBIDDEN,
+        ),
+        // Missing, inside the root.
+        (
+            format!("/browse?side=local&path={}/gone%FFx", enc(bytes_of(&root))),
             StatusCode::NOT_FOUND,
         ),
         (
