@@ -62,7 +62,7 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))
                         .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Referrer-Policy", "same-origin"))
                         .add(("X-Frame-Options", "DENY"))
                         .add(("Cache-Control", "no-store")),
                 )

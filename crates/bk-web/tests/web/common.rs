@@ -93,7 +93,7 @@ pub fn assert_security_headers(h: &HeaderMap) {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     assert_eq!(get("content-security-policy"), CSP);
     assert_eq!(get("x-content-type-options"), "nosniff");
-    assert_eq!(get("referrer-policy"), "no-referrer");
+    assert_eq!(get("referrer-policy"), "same-origin");
 }
 
 impl Browser {
