@@ -161,7 +161,10 @@ fn start_web(
         }
         g.check_alive("bk web")?;
         if t.elapsed() > Duration::from_secs(10) {
-            bail!("bk web printed no login URL within 10 s (see {})", stderr.display());
+            bail!(
+                "bk web printed no login URL within 10 s (see {})",
+                stderr.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };

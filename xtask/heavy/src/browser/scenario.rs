@@ -306,17 +306,17 @@ impl Session {
         // 9. A phone-sized window: no page is wider than the screen.
         self.c.set_window_size(390, 844).await?;
         let pages = [
-            ("/", "13-phone-home"),
+            ("/", "22-phone-home"),
             (
                 &format!("/browse?side=ftp&path={datasets_dir}") as &str,
-                "14-phone-folders",
+                "23-phone-folders",
             ),
-            ("/backups?dataset=folder2", "15-phone-backups-view"),
-            ("/snapshot?dataset=folder2&id=1", "16-phone-snapshot"),
-            ("/compare?dataset=folder2&a=0&b=1", "17-phone-compare"),
-            ("/restore?dataset=folder2", "18-phone-recovery-form"),
-            ("/jobs", "19-phone-jobs"),
-            ("/jobs/1", "20-phone-job"),
+            ("/backups?dataset=folder2", "24-phone-backups-view"),
+            ("/snapshot?dataset=folder2&id=1", "25-phone-snapshot"),
+            ("/compare?dataset=folder2&a=0&b=1", "26-phone-compare"),
+            ("/restore?dataset=folder2", "27-phone-recovery-form"),
+            ("/jobs", "28-phone-jobs"),
+            ("/jobs/1", "29-phone-job"),
         ];
         let mut wide = Vec::new();
         for (path, shot) in pages {
@@ -393,6 +393,7 @@ impl Session {
         self.click("input[name=dest][value=ftp]").await?;
         self.fill("input[name=out]", out).await?;
         self.click("input[name=scope][value=some]").await?;
+        self.js("window.scrollTo(0, 0);", vec![]).await?;
         self.shot("13-recovery-form").await?;
         self.click("#restore-next").await?;
         // The selection: tick two files and a folder.
@@ -429,7 +430,10 @@ impl Session {
     ) -> Result<()> {
         let dir = x.local_root.join("replace-here");
         fs::create_dir_all(&dir)?;
-        fs::write(dir.join("file1.txt"), "a local file that will be replaced\n")?;
+        fs::write(
+            dir.join("file1.txt"),
+            "a local file that will be replaced\n",
+        )?;
         fs::write(dir.join("keep.txt"), "not in the backup\n")?;
         self.goto("/restore?dataset=folder2").await?;
         self.wait_for("form#restore").await?;
@@ -448,8 +452,8 @@ impl Session {
         // Without ticking the box nothing happens to the folder.
         self.click("#restore-start").await?;
         let url = self.url().await?;
-        let untouched = fs::read_to_string(dir.join("file1.txt"))?
-            == "a local file that will be replaced\n";
+        let untouched =
+            fs::read_to_string(dir.join("file1.txt"))? == "a local file that will be replaced\n";
         self.check(
             "without the confirmation ticked, no job starts and the folder is untouched",
             !url.contains("/jobs/") && untouched,
