@@ -19,3 +19,4 @@ mod retry;
 mod robust;
 mod roundtrip;
 mod select;
+mod web;
