@@ -28,11 +28,9 @@ pub use plan::{plan, plan_paths};
 pub struct RestoreOptions {
     /// Which snapshot.
     pub select: Select,
-    /// Only this path (`/`-separated, relative to the dataset root).
-    pub path: Option<Vec<u8>>,
-    /// Only these paths (with `path`, if set): the union of them, each at
-    /// its own place under the output directory. Empty (and no `path`)
-    /// restores the whole snapshot.
+    /// Only these paths (`/`-separated, relative to the dataset root): the
+    /// union of them, each at its own place under the output directory.
+    /// Empty restores the whole snapshot.
     pub paths: Vec<Vec<u8>>,
     /// Allow a non-empty output directory; existing entries are replaced,
     /// entries the snapshot does not have are kept (and reported), and a
@@ -57,7 +55,6 @@ impl std::fmt::Debug for RestoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestoreOptions")
             .field("select", &self.select)
-            .field("path", &self.path)
             .field("paths", &self.paths)
             .field("overwrite", &self.overwrite)
             .field("delete", &self.delete)
@@ -71,7 +68,6 @@ impl Default for RestoreOptions {
     fn default() -> Self {
         RestoreOptions {
             select: Select::Latest,
-            path: None,
             paths: Vec::new(),
             overwrite: false,
             delete: false,
@@ -90,19 +86,15 @@ impl RestoreOptions {
             ..Default::default()
         }
     }
-    /// Only this path.
+    /// Only this path (added to those already selected).
     pub fn path(mut self, p: impl Into<Vec<u8>>) -> Self {
-        self.path = Some(p.into());
+        self.paths.push(p.into());
         self
     }
     /// Only these paths (added to those already selected).
     pub fn paths<P: Into<Vec<u8>>>(mut self, ps: impl IntoIterator<Item = P>) -> Self {
         self.paths.extend(ps.into_iter().map(Into::into));
         self
-    }
-    /// Every selected path (`path`, then `paths`).
-    pub fn selection(&self) -> Vec<Vec<u8>> {
-        self.path.iter().chain(&self.paths).cloned().collect()
     }
     /// Allow a non-empty output directory.
     pub fn overwrite(mut self, yes: bool) -> Self {
@@ -247,9 +239,8 @@ pub fn restore_with(
     let snaps = repo.snapshots(Some(dataset))?;
     let snap = select(dataset, &snaps, opts.select)?.clone();
     let idx = repo.index()?;
-    let selection = opts.selection();
-    let whole = plan::normalize(&selection)?.is_none();
-    let plan = plan_paths(repo, &idx, &snap, &selection)?;
+    let whole = plan::normalize(&opts.paths)?.is_none();
+    let plan = plan_paths(repo, &idx, &snap, &opts.paths)?;
     let progress: &dyn Progress = match &opts.progress {
         Some(p) => &**p,
         None => &NoProgress,
@@ -306,7 +297,7 @@ pub fn restore_with(
             message: format!("finishing the restore: {e}"),
         });
     }
-    let not_backed_up = warnings_about(&snap.warnings, &selection);
+    let not_backed_up = warnings_about(&snap.warnings, &opts.paths);
     Ok(RestoreReport {
         snapshot: snap,
         outcome,
